@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import ApiToken, User
+
+
+class Command(BaseCommand):
+    help = "Issue an API token for an existing user and print only the token."
+
+    def add_arguments(self, parser):
+        parser.add_argument("email", help="Email address of the user the token is for.")
+        parser.add_argument("--name", default="API token", help="A label for the token, shown in admin.")
+
+    def handle(self, *args, email, name, **options):
+        user = User.objects.filter(email__iexact=email.strip()).first()
+        if user is None:
+            raise CommandError(f"No user with email {email!r}; create the user first (manage.py createsuperuser).")
+        if not user.is_active:
+            raise CommandError(f"User {email!r} is inactive; activate it in admin before issuing a token.")
+        _, raw = ApiToken.issue(user=user, name=name[:100])
+        self.stdout.write(raw)

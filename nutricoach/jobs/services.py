@@ -1,0 +1,393 @@
+"""Writes on jobs: enqueue, claim, finish, retry, dead-letter, replay, cancel, pause."""
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from nutricoach.jobs import registry, wakeups
+from nutricoach.jobs.backoff import Backoff
+from nutricoach.jobs.models import ErrorKind, Job, JobAttempt, JobLog, JobState, QueueState
+
+logger = logging.getLogger(__name__)
+
+# Extra seconds a lease lasts beyond the queue timeout, so Django-Q2 kills a hung worker
+# before the dispatcher declares its job stalled.
+LEASE_GRACE_SECONDS = 15
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class EnqueueError(ValueError):
+    """The job request is invalid; nothing was written."""
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: Job
+    created: bool
+
+
+def queue_config(queue):
+    try:
+        return settings.JOB_QUEUES[queue]
+    except KeyError:
+        raise EnqueueError(
+            f"Unknown queue {queue!r}; configured queues are {', '.join(settings.JOB_QUEUES)}."
+        ) from None
+
+
+def lease_seconds(queue):
+    return queue_config(queue)["timeout"] + LEASE_GRACE_SECONDS
+
+
+def enqueue(
+    task,
+    payload=None,
+    *,
+    queue=None,
+    owner=None,
+    priority=None,
+    attempts=None,
+    backoff=None,
+    idempotency_key=None,
+    run_at=None,
+    rate_limited=False,
+):
+    """Write a job and send its queue a wake-up once the transaction commits.
+
+    With an `idempotency_key` that an earlier job already has, return that job with
+    created=False instead of writing a second one. Raise EnqueueError for an unknown
+    task or queue, a payload that is not a JSON object, or attempts below 1.
+    """
+    try:
+        spec = registry.get_task(task)
+    except registry.UnknownTaskError as exc:
+        raise EnqueueError(str(exc)) from None
+    queue = queue or spec.queue
+    queue_config(queue)
+    payload = {} if payload is None else payload
+    if not isinstance(payload, dict):
+        raise EnqueueError(f"Job payload must be a JSON object, got {type(payload).__name__}.")
+    attempts = spec.attempts if attempts is None else attempts
+    if attempts < 1:
+        raise EnqueueError(f"attempts must be at least 1, got {attempts}.")
+    backoff = backoff or spec.backoff
+    if not isinstance(backoff, Backoff):
+        raise EnqueueError("backoff must be a Backoff instance.")
+
+    now = timezone.now()
+    due = run_at is None or run_at <= now
+    fields = {
+        "queue": queue,
+        "task": task,
+        "owner": owner,
+        "payload": payload,
+        "state": JobState.WAITING if due else JobState.DELAYED,
+        "priority": spec.priority if priority is None else priority,
+        "max_attempts": attempts,
+        "backoff": backoff.to_dict(),
+        "run_at": now if due else run_at,
+        "rate_limited": rate_limited,
+        "idempotency_key": idempotency_key,
+        "wakeup_sent_at": now if due else None,
+    }
+    if idempotency_key:
+        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            logger.info("job %s already exists for idempotency key %s", existing.id, idempotency_key)
+            return EnqueueResult(existing, False)
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(**fields)
+        except IntegrityError:
+            existing = Job.objects.get(idempotency_key=idempotency_key)
+            logger.info("job %s already exists for idempotency key %s", existing.id, idempotency_key)
+            return EnqueueResult(existing, False)
+    else:
+        job = Job.objects.create(**fields)
+
+    if due:
+        wakeups.push_on_commit(queue)
+    logger.info("job enqueued id=%s queue=%s task=%s state=%s", job.id, queue, task, job.state)
+    return EnqueueResult(job, True)
+
+
+def add_log(job_id, message, *, level="info"):
+    JobLog.objects.create(job_id=job_id, message=message, level=level)
+
+
+def _rate_limit_full(queue, now):
+    config = queue_config(queue)
+    limit = config.get("rate_limit")
+    if not limit:
+        return False
+    window_start = now - timedelta(seconds=config.get("rate_window", 60))
+    started = JobAttempt.objects.filter(queue=queue, rate_limited=True, started_at__gt=window_start).count()
+    return started >= limit
+
+
+def claim_next(queue):
+    """Claim the next due waiting job of `queue` for this worker, or return None.
+
+    Jobs are taken by priority (highest first), then due time, then id. A paused queue
+    gives nothing. When the queue's rate limit is used up, rate-limited jobs stay waiting
+    (spending no attempt) and other jobs of the queue may still run.
+    """
+    now = timezone.now()
+    config = queue_config(queue)
+
+    with transaction.atomic():
+        # Locking the queue row serialises claims of one queue across hosts, which keeps
+        # the rate-limit count exact. Unlimited queues skip the lock.
+        states = QueueState.objects.filter(name=queue)
+        if config.get("rate_limit"):
+            states = states.select_for_update()
+        state = states.first()
+        if state is not None and state.paused:
+            return None
+        candidates = Job.objects.filter(queue=queue, state=JobState.WAITING, run_at__lte=now)
+        if config.get("rate_limit") and _rate_limit_full(queue, now):
+            candidates = candidates.filter(rate_limited=False)
+        if not settings.DATABASE_IS_SQLITE:
+            # SQLite's IMMEDIATE transactions already hold the write lock here.
+            candidates = candidates.select_for_update(skip_locked=True)
+        job = candidates.order_by("-priority", "run_at", "id").first()
+        if job is None:
+            return None
+
+        job.state = JobState.ACTIVE
+        job.attempts_made += 1
+        job.started_at = now
+        job.lease_expires_at = now + timedelta(seconds=lease_seconds(queue))
+        job.worker = WORKER_NAME
+        job.save(update_fields=["state", "attempts_made", "started_at", "lease_expires_at", "worker", "updated_at"])
+        JobAttempt.objects.create(
+            job=job,
+            queue=queue,
+            number=job.attempts_made,
+            worker=WORKER_NAME,
+            started_at=now,
+            rate_limited=job.rate_limited,
+        )
+    return job
+
+
+def _current(job):
+    """Filter the job row as long as it still belongs to this attempt."""
+    return Job.objects.filter(id=job.id, state=JobState.ACTIVE, attempts_made=job.attempts_made)
+
+
+def _close_attempt(job, outcome, error="", now=None):
+    JobAttempt.objects.filter(job_id=job.id, number=job.attempts_made).update(
+        finished_at=now or timezone.now(), outcome=outcome, error=error[:2000]
+    )
+
+
+def complete(job, result, *, duration_ms):
+    """Store the result of a successful attempt; return False if the lease was lost."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = _current(job).update(
+            state=JobState.COMPLETED,
+            progress=100,
+            result=result,
+            error="",
+            error_kind="",
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        if updated:
+            _close_attempt(job, "completed", now=now)
+    if updated:
+        logger.info(
+            "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
+            job.id, job.queue, job.task, job.attempts_made, duration_ms,
+        )
+    else:
+        logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
+    return bool(updated)
+
+
+def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None):
+    """Record a failed attempt: schedule the next one, or dead-letter the job.
+
+    A terminal error, or the last allowed attempt, dead-letters the job with its payload
+    and error kept for replay. Return the new state, or None if the lease was lost.
+    """
+    now = now or timezone.now()
+    error = str(error)[:10_000] or kind
+    retry = kind != ErrorKind.TERMINAL and job.attempts_made < job.max_attempts
+    if retry:
+        delay = retry_after if retry_after is not None else Backoff.from_dict(job.backoff).delay_after(job.attempts_made)
+        changes = {
+            "state": JobState.DELAYED if delay > 0 else JobState.WAITING,
+            "run_at": now + timedelta(seconds=delay),
+            "wakeup_sent_at": None if delay > 0 else now,
+        }
+    else:
+        changes = {"state": JobState.FAILED, "finished_at": now, "dead_lettered_at": now}
+
+    with transaction.atomic():
+        updated = _current(job).update(
+            error=error, error_kind=kind, lease_expires_at=None, updated_at=now, **changes
+        )
+        if updated:
+            _close_attempt(job, kind, error, now=now)
+            add_log(job.id, f"attempt {job.attempts_made} failed ({kind}): {error[:500]}", level="error")
+            if retry and changes["state"] == JobState.WAITING:
+                wakeups.push_on_commit(job.queue)
+    if not updated:
+        logger.warning("job %s failed after losing its lease; the failure was not stored", job.id)
+        return None
+
+    if retry:
+        logger.warning(
+            "job retry scheduled id=%s queue=%s task=%s attempt=%s of %s in %.1fs duration_ms=%d error=%s",
+            job.id, job.queue, job.task, job.attempts_made, job.max_attempts,
+            (changes["run_at"] - now).total_seconds(), duration_ms, error[:200],
+        )
+    else:
+        logger.error(
+            "job failed id=%s queue=%s task=%s attempt=%s of %s kind=%s duration_ms=%d error=%s",
+            job.id, job.queue, job.task, job.attempts_made, job.max_attempts, kind, duration_ms, error[:200],
+        )
+        _run_dead_letter_hook(job, error)
+    return changes["state"]
+
+
+def _run_dead_letter_hook(job, error):
+    try:
+        hook = registry.get_task(job.task).on_dead_letter
+    except registry.UnknownTaskError:
+        return
+    if hook is None:
+        return
+    try:
+        hook(job, error)
+    except Exception:
+        logger.exception("dead-letter hook of job %s (%s) failed", job.id, job.task)
+
+
+def set_progress(job, value, message=None):
+    value = max(0, min(100, int(value)))
+    updated = _current(job).update(progress=value, updated_at=timezone.now())
+    if updated and message:
+        add_log(job.id, message)
+    return bool(updated)
+
+
+def extend_lease(job, seconds=None):
+    seconds = seconds or lease_seconds(job.queue)
+    return bool(_current(job).update(lease_expires_at=timezone.now() + timedelta(seconds=seconds)))
+
+
+def recover_stalled(*, limit=500):
+    """Turn active jobs whose lease expired into failed attempts; return how many."""
+    now = timezone.now()
+    stalled = list(
+        Job.objects.filter(state=JobState.ACTIVE, lease_expires_at__lt=now).order_by("lease_expires_at")[:limit]
+    )
+    for job in stalled:
+        logger.warning(
+            "job stalled id=%s queue=%s task=%s attempt=%s worker=%s", job.id, job.queue, job.task,
+            job.attempts_made, job.worker,
+        )
+        fail(job, error=f"lease expired: worker {job.worker} stopped answering", kind=ErrorKind.STALLED, now=now)
+    return len(stalled)
+
+
+def promote_due_delayed(*, limit=1000):
+    """Move delayed jobs that are due to waiting and wake their queues; return how many."""
+    now = timezone.now()
+    due = list(
+        Job.objects.filter(state=JobState.DELAYED, run_at__lte=now).order_by("run_at").values_list("id", "queue")[:limit]
+    )
+    if not due:
+        return 0
+    ids = [job_id for job_id, _ in due]
+    Job.objects.filter(id__in=ids, state=JobState.DELAYED).update(
+        state=JobState.WAITING, wakeup_sent_at=now, updated_at=now
+    )
+    counts = {}
+    for _, queue in due:
+        counts[queue] = counts.get(queue, 0) + 1
+    for queue, count in counts.items():
+        wakeups.push(queue, min(count, queue_config(queue)["workers"]))
+    return len(due)
+
+
+def resend_lost_wakeups(*, older_than_seconds=3.0):
+    """Wake queues whose due waiting jobs got no wake-up recently; return queues woken.
+
+    Covers wake-ups lost by the broker (a Redis flush or restart, a killed worker that
+    had pulled them) and jobs held back by a full rate limit.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    woken = []
+    for queue, config in settings.JOB_QUEUES.items():
+        stale = Job.objects.filter(queue=queue, state=JobState.WAITING, run_at__lte=now).exclude(
+            wakeup_sent_at__gt=cutoff
+        )
+        count = stale.update(wakeup_sent_at=now)
+        if count:
+            wakeups.push(queue, min(count, config["workers"]))
+            woken.append(queue)
+    return woken
+
+
+def replay(job, *, note=""):
+    """Give a dead-lettered or failed job one more attempt, keeping its history."""
+    now = timezone.now()
+    updated = Job.objects.filter(id=job.id, state__in=[JobState.FAILED, JobState.CANCELLED]).update(
+        state=JobState.WAITING,
+        max_attempts=job.attempts_made + 1,
+        run_at=now,
+        dead_lettered_at=None,
+        finished_at=None,
+        progress=0,
+        wakeup_sent_at=now,
+        updated_at=now,
+    )
+    if updated:
+        add_log(job.id, f"replayed by staff{': ' + note if note else ''}")
+        wakeups.push_on_commit(job.queue)
+    return bool(updated)
+
+
+def retry_now(job):
+    """Make a delayed job due now."""
+    now = timezone.now()
+    updated = Job.objects.filter(id=job.id, state=JobState.DELAYED).update(
+        state=JobState.WAITING, run_at=now, wakeup_sent_at=now, updated_at=now
+    )
+    if updated:
+        add_log(job.id, "retried now by staff")
+        wakeups.push_on_commit(job.queue)
+    return bool(updated)
+
+
+def cancel(job, *, reason="cancelled by staff"):
+    """Cancel a waiting or delayed job, or discard a dead letter."""
+    now = timezone.now()
+    updated = Job.objects.filter(id=job.id, state__in=[JobState.WAITING, JobState.DELAYED, JobState.FAILED]).update(
+        state=JobState.CANCELLED, finished_at=now, updated_at=now
+    )
+    if updated:
+        add_log(job.id, reason)
+    return bool(updated)
+
+
+def set_paused(queue, paused):
+    queue_config(queue)
+    now = timezone.now()
+    QueueState.objects.update_or_create(name=queue, defaults={"paused": paused, "paused_at": now if paused else None})
+    logger.info("queue %s %s", queue, "paused" if paused else "resumed")
+    if not paused:
+        resend_lost_wakeups(older_than_seconds=0)
