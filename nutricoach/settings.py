@@ -189,6 +189,8 @@ JOB_QUEUES = {
 }
 # The rate limit applies to LLM calls only; the local parser is not rate limited.
 JOB_RATE_LIMIT_LOCAL_PARSER = env.bool("JOB_RATE_LIMIT_LOCAL_PARSER", default=False)
+# Seconds a job's lease outlasts its queue timeout before the dispatcher calls it stalled.
+JOB_LEASE_GRACE_SECONDS = env.int("JOB_LEASE_GRACE_SECONDS", default=15)
 # Modules with @job_task handlers outside the apps' tasks modules (the tests use this).
 JOB_EXTRA_TASK_MODULES = env.list("JOB_EXTRA_TASK_MODULES", default=[])
 # How long a finished job stays in the table.
@@ -197,6 +199,18 @@ JOB_RETENTION = {
     "completed_per_task": env.int("JOB_RETENTION_COMPLETED_PER_TASK", default=10),
     "failed_days": env.int("JOB_RETENTION_FAILED_DAYS", default=7),
 }
+# Queue health alerts, checked every 5 minutes: staff get an operations_alert when a
+# queue's oldest waiting job is older than `oldest_waiting_seconds`, or when more than
+# `failure_rate` (0 to 1) of the jobs finished in the last `failure_window_minutes` failed,
+# counted only once at least `failure_min_finished` jobs finished in that window.
+JOB_ALERTS = {
+    "oldest_waiting_seconds": env.int("JOB_ALERT_OLDEST_WAITING_SECONDS", default=300),
+    "failure_rate": env.float("JOB_ALERT_FAILURE_RATE", default=0.2),
+    "failure_window_minutes": env.int("JOB_ALERT_FAILURE_WINDOW_MINUTES", default=15),
+    "failure_min_finished": env.int("JOB_ALERT_FAILURE_MIN_FINISHED", default=10),
+}
+# Bearer token for the Prometheus endpoint /metrics; empty allows staff sessions only.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # The cluster whose scheduler fires every cron schedule. Exactly one cluster runs a
 # scheduler, because several on SQLite fail with "database is locked".
 JOB_SCHEDULER_QUEUE = "maintenance"
@@ -229,7 +243,7 @@ for _queue_name, _queue in JOB_QUEUES.items():
         "timeout": _queue["timeout"],
         # Q2 redelivers an unacknowledged ORM task after `retry` seconds; it must exceed
         # the timeout plus the wait of a task pulled ahead (one task per worker here).
-        "retry": 2 * _queue["timeout"] + 60,
+        "retry": env.int(f"{_queue_name.upper().replace('-', '_')}_RETRY", default=2 * _queue["timeout"] + 60),
         "queue_limit": _queue["workers"],
         "scheduler": _queue_name == JOB_SCHEDULER_QUEUE,
     }
@@ -265,10 +279,26 @@ LOGGING = {
         "summaries": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO"), "propagate": True},
         "notifications": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO"), "propagate": True},
         "maintenance": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO"), "propagate": True},
-        "django_q": {"handlers": ["console"], "level": env("Q2_LOG_LEVEL", default="WARNING"), "propagate": False},
+        "django-q": {"handlers": ["console"], "level": env("Q2_LOG_LEVEL", default="WARNING"), "propagate": False},
     },
 }
 
 # The covering index on meals only helps PostgreSQL; SQLite builds it without the
 # included columns, which is what this warning says.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
+SILENCED_SYSTEM_CHECKS = ["models.W040", *env.list("EXTRA_SILENCED_SYSTEM_CHECKS", default=[])]
+
+# Maintenance (the maintenance app): nightly cleanup, archiving and retention.
+# Regular files in this folder, at any depth, are removed once they are older than
+# MAINTENANCE_TEMP_MAX_AGE_HOURS (by modification time).
+MAINTENANCE_TEMP_DIR = Path(env("MAINTENANCE_TEMP_DIR", default=str(DATA_DIR / "tmp")))
+MAINTENANCE_TEMP_MAX_AGE_HOURS = env.int("MAINTENANCE_TEMP_MAX_AGE_HOURS", default=24)
+# Meals eaten longer ago than this are archived: left out of the API and the admin list,
+# still counted in their daily summaries.
+MAINTENANCE_MEAL_ARCHIVE_AFTER_DAYS = env.int("MAINTENANCE_MEAL_ARCHIVE_AFTER_DAYS", default=365)
+# Rows (or files) one statement handles, and how many batches one job runs before it
+# hands the rest to a follow-up job.
+MAINTENANCE_BATCH_SIZE = env.int("MAINTENANCE_BATCH_SIZE", default=1000)
+MAINTENANCE_BATCHES_PER_JOB = env.int("MAINTENANCE_BATCHES_PER_JOB", default=50)
+# Seconds a maintenance lock stays valid without renewal. Django-Q2 kills a maintenance
+# worker at the queue timeout, so a crashed holder blocks the next run at most this long.
+MAINTENANCE_LOCK_SECONDS = env.int("MAINTENANCE_LOCK_SECONDS", default=JOB_QUEUES["maintenance"]["timeout"] + 60)

@@ -31,3 +31,11 @@ def other_client(db):
 def fast_password_hashing(settings):
     # PBKDF2 at production strength would dominate the run time of factory-built users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Lets fixtures see whether the test failed, to print worker logs only then.
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -16,10 +16,11 @@ from nutricoach.jobs.models import ErrorKind, Job, JobAttempt, JobLog, JobState,
 
 logger = logging.getLogger(__name__)
 
-# Extra seconds a lease lasts beyond the queue timeout, so Django-Q2 kills a hung worker
-# before the dispatcher declares its job stalled.
-LEASE_GRACE_SECONDS = 15
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_name():
+    # Computed per call: Django-Q2 forks its workers after this module is imported.
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class EnqueueError(ValueError):
@@ -42,7 +43,8 @@ def queue_config(queue):
 
 
 def lease_seconds(queue):
-    return queue_config(queue)["timeout"] + LEASE_GRACE_SECONDS
+    # The grace period lets Django-Q2 kill a hung worker before its job is declared stalled.
+    return queue_config(queue)["timeout"] + settings.JOB_LEASE_GRACE_SECONDS
 
 
 def enqueue(
@@ -113,7 +115,7 @@ def enqueue(
 
     if due:
         wakeups.push_on_commit(queue)
-    logger.info("job enqueued id=%s queue=%s task=%s state=%s", job.id, queue, task, job.state)
+    logger.debug("job enqueued id=%s queue=%s task=%s state=%s", job.id, queue, task, job.state)
     return EnqueueResult(job, True)
 
 
@@ -131,6 +133,16 @@ def _rate_limit_full(queue, now):
     return started >= limit
 
 
+_known_queue_states = set()
+
+
+def _ensure_queue_state(queue):
+    # The row must exist before claims can lock it.
+    if queue not in _known_queue_states:
+        QueueState.objects.get_or_create(name=queue)
+        _known_queue_states.add(queue)
+
+
 def claim_next(queue):
     """Claim the next due waiting job of `queue` for this worker, or return None.
 
@@ -140,6 +152,8 @@ def claim_next(queue):
     """
     now = timezone.now()
     config = queue_config(queue)
+    if config.get("rate_limit"):
+        _ensure_queue_state(queue)
 
     with transaction.atomic():
         # Locking the queue row serialises claims of one queue across hosts, which keeps
@@ -148,6 +162,10 @@ def claim_next(queue):
         if config.get("rate_limit"):
             states = states.select_for_update()
         state = states.first()
+        if state is None and config.get("rate_limit"):
+            # The cached row was deleted (a test flush, a manual cleanup): recreate and lock it.
+            QueueState.objects.get_or_create(name=queue)
+            state = states.first()
         if state is not None and state.paused:
             return None
         candidates = Job.objects.filter(queue=queue, state=JobState.WAITING, run_at__lte=now)
@@ -164,13 +182,13 @@ def claim_next(queue):
         job.attempts_made += 1
         job.started_at = now
         job.lease_expires_at = now + timedelta(seconds=lease_seconds(queue))
-        job.worker = WORKER_NAME
+        job.worker = worker_name()
         job.save(update_fields=["state", "attempts_made", "started_at", "lease_expires_at", "worker", "updated_at"])
         JobAttempt.objects.create(
             job=job,
             queue=queue,
             number=job.attempts_made,
-            worker=WORKER_NAME,
+            worker=job.worker,
             started_at=now,
             rate_limited=job.rate_limited,
         )

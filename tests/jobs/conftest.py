@@ -1,0 +1,1 @@
+import tests.jobtasks  # noqa: F401  (registers the test handlers)
