@@ -35,6 +35,9 @@ class NotificationLog(models.Model):
     subject = models.CharField(max_length=255, blank=True)
     recipient = models.EmailField(blank=True)
     error = models.TextField(blank=True)
+    data = models.JSONField(
+        default=dict, blank=True, help_text="The facts the message was rendered from, kept for a resend."
+    )
     attempts = models.PositiveIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
