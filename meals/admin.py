@@ -60,7 +60,8 @@ class MealAdmin(admin.ModelAdmin):
 
     @admin.action(description="Restore the selected meals from the archive")
     def unarchive(self, request, queryset):
-        count = queryset.filter(archived=True).update(archived=False, archived_at=None)
+        # archived_at stays set so that the nightly archiving leaves the restored meal alone.
+        count = queryset.filter(archived=True).update(archived=False)
         messages.success(request, f"Restored {count} meals.")
 
 

@@ -23,17 +23,32 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 5000
 
 
-def _delete_in_batches(queryset):
+def _delete_in_batches(queryset, *, limit=None, batch_size=BATCH_SIZE):
+    """Delete the queryset's rows, batch_size at a time and at most `limit` in all; return how many."""
     total = 0
-    while True:
-        ids = list(queryset.values_list("pk", flat=True)[:BATCH_SIZE])
+    while limit is None or total < limit:
+        size = batch_size if limit is None else min(batch_size, limit - total)
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:size])
         if not ids:
-            return total
+            break
         total += queryset.model.objects.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)
+    return total
 
 
-def prune(*, now=None, log=None, dry_run=False):
-    """Delete jobs and Q2 task rows past retention; return the counts (would-be counts on dry_run)."""
+def _delete_jobs_by_id(ids, *, batch_size=BATCH_SIZE):
+    # Chunks keep each statement under SQLite's limit on query parameters.
+    total = 0
+    for start in range(0, len(ids), batch_size):
+        total += Job.objects.filter(id__in=ids[start:start + batch_size]).delete()[1].get(Job._meta.label, 0)
+    return total
+
+
+def prune(*, now=None, log=None, dry_run=False, max_rows=None, batch_size=BATCH_SIZE):
+    """Delete jobs and Q2 task rows past retention; return the counts (would-be counts on dry_run).
+
+    With `max_rows`, stop after deleting that many rows in all, so a caller that got
+    exactly max_rows back should prune again. A dry run counts every row, unbounded.
+    """
     now = now or timezone.now()
     policy = settings.JOB_RETENTION
     completed_cutoff = now - timedelta(hours=policy["completed_hours"])
@@ -45,7 +60,10 @@ def prune(*, now=None, log=None, dry_run=False):
         .annotate(rank=Window(RowNumber(), partition_by=[F("task")], order_by=F("finished_at").desc()))
         .filter(rank__gt=policy["completed_per_task"])
     )
-    over_count_ids = list(ranked.values_list("id", flat=True))
+    over_count_ids = ranked.values_list("id", flat=True)
+    if not dry_run and max_rows is not None:
+        over_count_ids = over_count_ids[:max_rows]
+    over_count_ids = list(over_count_ids)
     old_failed = Job.objects.filter(
         state__in=[JobState.FAILED, JobState.CANCELLED], finished_at__lt=failed_cutoff
     ).exclude(state=JobState.FAILED, dead_lettered_at__isnull=False)
@@ -60,13 +78,18 @@ def prune(*, now=None, log=None, dry_run=False):
             "q2_failure": q2_failure.count(),
         }
     else:
-        counts = {
-            "completed": _delete_in_batches(old_completed)
-            + _delete_in_batches(Job.objects.filter(id__in=over_count_ids)),
-            "failed": _delete_in_batches(old_failed),
-            "q2_success": _delete_in_batches(q2_success),
-            "q2_failure": _delete_in_batches(q2_failure),
-        }
+        counts = {"completed": _delete_jobs_by_id(over_count_ids, batch_size=batch_size)}
+        budget = None if max_rows is None else max_rows - counts["completed"]
+        for key, queryset in [
+            ("completed", old_completed),
+            ("failed", old_failed),
+            ("q2_success", q2_success),
+            ("q2_failure", q2_failure),
+        ]:
+            deleted = 0 if budget == 0 else _delete_in_batches(queryset, limit=budget, batch_size=batch_size)
+            counts[key] = counts.get(key, 0) + deleted
+            if budget is not None:
+                budget -= deleted
     message = ("would delete" if dry_run else "deleted") + " " + ", ".join(f"{v} {k}" for k, v in counts.items())
     logger.info("job history pruned: %s", message)
     if log:
