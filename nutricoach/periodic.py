@@ -39,4 +39,11 @@ PERIODIC_JOBS = [
         queue="maintenance",
         timeout=600,
     ),
+    PeriodicJob(
+        name="check-queue-alerts",
+        cron="*/5 * * * *",
+        task="jobs.check_queue_alerts",
+        queue="maintenance",
+        timeout=120,
+    ),
 ]

@@ -3,10 +3,13 @@ from django.urls import path
 
 from nutricoach import views
 from nutricoach.api import api
+from nutricoach.jobs import dashboard, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("jobs/<uuid:job_id>/", dashboard.job_status_page, name="job_status"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", views.home, name="home"),
 ]
 

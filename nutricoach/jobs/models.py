@@ -143,3 +143,12 @@ class DispatcherHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.beat_at}"
+
+
+class QueueOverview(QueueState):
+    """A proxy that gives the admin's queue overview page its entry in the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "queue overview"
+        verbose_name_plural = "queue overview"

@@ -1,6 +1,6 @@
 """Jobs the job runtime runs on itself."""
 
-from nutricoach.jobs import retention
+from nutricoach.jobs import alerts, retention
 from nutricoach.jobs.registry import job_task
 
 
@@ -10,3 +10,11 @@ def prune_history(ctx, scheduled_for=None):
     removed = retention.prune(log=ctx.log)
     ctx.progress(100)
     return removed
+
+
+@job_task("jobs.check_queue_alerts", queue="maintenance", attempts=2)
+def check_queue_alerts(ctx, scheduled_for=None):
+    """Alert staff about queues whose oldest waiting job or failure rate passes its threshold."""
+    report = alerts.send_queue_alerts()
+    ctx.progress(100, f"{len(report['alerts'])} alerts, {report['enqueued']} notifications enqueued")
+    return report
