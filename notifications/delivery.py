@@ -98,7 +98,13 @@ def _send_envelope(smtp, sender, recipients, content, before_handover):
     except OSError as exc:
         raise DeliveryDeferred(f"the SMTP connection failed before the message was sent: {exc}") from exc
 
-    before_handover()
+    try:
+        before_handover()
+    except BaseException:
+        # The server now reads every line as message data, so a QUIT would go unanswered
+        # until the timeout. Closing the socket makes it discard the message at once.
+        smtp.close()
+        raise
     try:
         # The end-of-data marker is the last bytes written, so a failed write means the
         # server never saw it and discards the partial message.

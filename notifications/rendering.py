@@ -117,7 +117,7 @@ def _goal_alert_context(user, day, data):
         "date": format_date(day),
         "status": summary.goal_status,
         "status_label": summary.get_goal_status_display(),
-        "is_above": summary.goal_status == GoalStatus.ABOVE,
+        "is_above": difference > 0,
         "difference": format_energy(abs(difference), user.energy_unit),
         "percent": _whole(abs(difference) * 100 / summary.goal_calories),
         "meal_count": summary.meal_count,

@@ -10,8 +10,12 @@ transaction with nothing queued is accepted. The behaviours:
 - REJECT: reply 550 to RCPT TO.
 - DROP_AFTER_DATA: take the whole message, then close the connection without a reply.
   The message is kept in `smtp_server.dropped`, because a real server may deliver it.
+
+`smtp_server.handler.on_rcpt`, when set, is called in a worker thread before each
+reply to RCPT TO, so a test can change the database while a send is in progress.
 """
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connections
 
 ACCEPT = "accept"
 BUSY = "busy"
@@ -65,6 +70,7 @@ class ScriptedHandler:
         self.messages = []
         self.dropped = []
         self.transactions = []
+        self.on_rcpt = None
         self._lock = threading.Lock()
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -79,6 +85,9 @@ class ScriptedHandler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.on_rcpt is not None:
+            # Django refuses database calls from a thread that runs an event loop.
+            await asyncio.to_thread(_call_and_close_connections, self.on_rcpt)
         if session.action == REJECT:
             return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
@@ -122,6 +131,13 @@ class SMTPTestServer:
     @property
     def transactions(self):
         return self.handler.transactions
+
+
+def _call_and_close_connections(func):
+    try:
+        func()
+    finally:
+        connections.close_all()
 
 
 def _free_port():

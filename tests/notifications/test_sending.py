@@ -1,10 +1,12 @@
 """The send job against a real SMTP server on 127.0.0.1: what arrives, and what the log records."""
 
 import logging
+import time
 from datetime import date
 
 import pytest
 from django.core import mail
+from django.db.models import F
 
 from notifications.models import DeliveryStatus, NotificationLog
 from nutricoach.jobs import services as job_services
@@ -49,6 +51,10 @@ def test_goal_alert_arrives_with_both_parts(smtp_mailer, alert_user, caplog):
     assert job.state == JobState.COMPLETED
     assert job.result == {"log_id": log.id, "status": "sent", "sent_now": True, "detail": ""}
     assert f"notification {log.id} sent kind=goal_alert user={alert_user.id}" in caplog.messages
+    assert list(job.logs.values_list("message", flat=True).order_by("id")) == [
+        f"sending goal_alert 2026-12-01 to user {alert_user.id} (attempt 1)",
+        f"notification {log.id} is sent",
+    ]
 
 
 def test_temporary_failure_then_accept_sends_once(smtp_mailer, alert_user):
@@ -290,3 +296,28 @@ def test_file_backend_writes_a_file(settings, tmp_path, alert_user):
     assert "Subject: 20% above your energy goal on Tuesday 1 December 2026" in content
     assert "To: ann@example.com" in content
     assert NotificationLog.objects.get(user=alert_user).status == DeliveryStatus.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_superseded_attempt_stops_before_handover(smtp_mailer, alert_user):
+    def newer_attempt_claims():
+        NotificationLog.objects.filter(user=alert_user).update(attempts=F("attempts") + 1)
+
+    smtp_mailer.handler.on_rcpt = newer_attempt_claims
+    job = enqueue_goal_alert(alert_user).job
+
+    started = time.monotonic()
+    run_sends()
+    elapsed = time.monotonic() - started
+
+    job.refresh_from_db()
+    log = NotificationLog.objects.get(user=alert_user)
+    assert smtp_mailer.messages == []
+    assert smtp_mailer.dropped == []
+    assert job.state == JobState.COMPLETED
+    assert job.result["sent_now"] is False
+    assert job.result["detail"] == f"notification {log.id} was claimed by a newer attempt"
+    assert log.status == DeliveryStatus.SENDING
+    assert log.attempts == 2
+    # Closing without QUIT: a QUIT sent mid-DATA would wait out the 5 s SMTP timeout.
+    assert elapsed < 3
