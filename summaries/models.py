@@ -55,6 +55,12 @@ class DailySummary(NutrientTotals):
         default=False, help_text="A meal of this date changed after the summary was computed."
     )
     computed_at = models.DateTimeField(null=True, blank=True)
+    revision = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Counts meal changes that marked this row stale. A run keeps needs_recompute set "
+        "when the count changed while it was computing.",
+    )
 
     class Meta:
         ordering = ["-local_date", "user"]
