@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from meals.exceptions import MealNotFoundError, ParseSupersededError, StaleParseError
 from meals.models import FoodItem, Meal, ParseStatus
 from nutricoach import timeinput
 from nutricoach.jobs import services as jobs
@@ -51,17 +52,33 @@ def meal_reparse(*, meal):
     return job
 
 
+def _lock_meal_for_job(*, meal_id, job_id):
+    """Lock and return the meal a parse job works on.
+
+    Raise MealNotFoundError when the meal is gone, and ParseSupersededError when a newer
+    parse job owns it. A meal whose parse job was never recorded (parse_job is null)
+    belongs to any job.
+    """
+    meal = Meal.objects.select_for_update().filter(pk=meal_id).first()
+    if meal is None:
+        raise MealNotFoundError(f"meal {meal_id} does not exist; it may have been deleted")
+    if job_id is not None and meal.parse_job_id is not None and str(meal.parse_job_id) != str(job_id):
+        raise ParseSupersededError(f"meal {meal_id} is now parsed by job {meal.parse_job_id}, not job {job_id}")
+    return meal
+
+
 @transaction.atomic
-def meal_store_parse(*, meal_id, description_hash, parser, items, needs_review=False, review_note=""):
+def meal_store_parse(*, meal_id, job_id=None, description_hash, parser, items, needs_review=False, review_note=""):
     """Replace the meal's items and totals with a parse result, all or nothing.
 
     The meal row is locked while its items are replaced, so a retry or a second
-    delivery never leaves duplicate items. Return the meal, or None when the meal was
-    deleted or its description changed since the parse began (the result is stale).
+    delivery never leaves duplicate items, and the totals are the sums of the stored
+    (rounded) items. Raise MealNotFoundError, ParseSupersededError, or StaleParseError
+    when the description changed since the parse began; nothing is written then.
     """
-    meal = Meal.objects.select_for_update().filter(pk=meal_id).first()
-    if meal is None or meal.description_hash != description_hash:
-        return None
+    meal = _lock_meal_for_job(meal_id=meal_id, job_id=job_id)
+    if meal.description_hash != description_hash:
+        raise StaleParseError(f"the description of meal {meal_id} changed during the parse")
 
     meal.items.all().delete()
     rows = []
@@ -90,16 +107,24 @@ def meal_store_parse(*, meal_id, description_hash, parser, items, needs_review=F
 
 
 @transaction.atomic
-def meal_mark_parse_failed(*, meal_id, reason):
-    """Record a failed parse: no items, zero totals and the reason the API shows."""
-    meal = Meal.objects.select_for_update().filter(pk=meal_id).first()
-    if meal is None:
+def meal_mark_parse_failed(*, meal_id, reason, job_id=None, parser=""):
+    """Record a failed parse: no items, zero totals and the reason the API shows.
+
+    Return the meal, or None when the meal is gone or a newer parse job owns it.
+    """
+    try:
+        meal = _lock_meal_for_job(meal_id=meal_id, job_id=job_id)
+    except (MealNotFoundError, ParseSupersededError) as exc:
+        logger.info("parse failure of job %s not recorded: %s", job_id, exc)
         return None
+
     meal.items.all().delete()
     for nutrient in NUTRIENTS:
         setattr(meal, nutrient, ZERO)
     meal.parse_status = ParseStatus.FAILED
     meal.parse_error = reason[:2000]
+    meal.parser = parser or meal.parser
+    meal.parsed_at = None
     meal.save()
-    logger.warning("meal %s parse failed: %s", meal_id, reason[:200])
+    logger.warning("meal %s parse failed: job=%s reason=%s", meal_id, job_id, reason[:200])
     return meal
