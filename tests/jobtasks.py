@@ -66,3 +66,8 @@ def _remember_dead_letter(job, error):
 @job_task("tests.doomed", queue="maintenance", attempts=1, on_dead_letter=_remember_dead_letter)
 def doomed(ctx):
     raise TerminalError("doomed from the start")
+
+
+@job_task("tests.bad_result", queue="maintenance", attempts=3)
+def bad_result(ctx):
+    return {"when": object()}

@@ -1,6 +1,7 @@
 """The worker side: Django-Q2 calls wake(queue), which claims and runs due jobs."""
 
 import inspect
+import json
 import logging
 import time
 
@@ -49,6 +50,10 @@ def run_job(job):
         except TypeError as exc:
             raise TerminalError(f"payload does not match the handler of {job.task}: {exc}") from exc
         result = spec.func(context, **job.payload)
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise TerminalError(f"{job.task} returned a result that is not JSON: {exc}") from exc
     except TerminalError as exc:
         services.fail(job, error=exc, kind=ErrorKind.TERMINAL, duration_ms=_since(started))
     except RetryableError as exc:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nutricoach.jobs import registry, wakeups
+from nutricoach.jobs import fastpath, registry, wakeups
 from nutricoach.jobs.backoff import Backoff
 from nutricoach.jobs.models import ErrorKind, Job, JobAttempt, JobLog, JobState, QueueState
 
@@ -152,6 +152,9 @@ def claim_next(queue):
     """
     now = timezone.now()
     config = queue_config(queue)
+    if not config.get("rate_limit") and not settings.DATABASE_IS_SQLITE:
+        lease = now + timedelta(seconds=lease_seconds(queue))
+        return fastpath.claim(queue, now=now, lease_expires_at=lease, worker=worker_name())
     if config.get("rate_limit"):
         _ensure_queue_state(queue)
 
@@ -209,6 +212,21 @@ def _close_attempt(job, outcome, error="", now=None):
 def complete(job, result, *, duration_ms):
     """Store the result of a successful attempt; return False if the lease was lost."""
     now = timezone.now()
+    if not settings.DATABASE_IS_SQLITE:
+        updated = fastpath.complete(job, result, now=now)
+    else:
+        updated = _complete_with_orm(job, result, now=now)
+    if updated:
+        logger.info(
+            "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
+            job.id, job.queue, job.task, job.attempts_made, duration_ms,
+        )
+    else:
+        logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
+    return bool(updated)
+
+
+def _complete_with_orm(job, result, *, now):
     with transaction.atomic():
         updated = _current(job).update(
             state=JobState.COMPLETED,
@@ -222,14 +240,7 @@ def complete(job, result, *, duration_ms):
         )
         if updated:
             _close_attempt(job, "completed", now=now)
-    if updated:
-        logger.info(
-            "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
-            job.id, job.queue, job.task, job.attempts_made, duration_ms,
-        )
-    else:
-        logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
-    return bool(updated)
+    return updated
 
 
 def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None):

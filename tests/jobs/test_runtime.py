@@ -348,3 +348,14 @@ def test_job_status_api_shows_error_summary_not_traceback(client):
     assert body["dead_lettered"] is True
     assert body["error"] == "doomed from the start"
     assert body["error_kind"] == "terminal"
+
+
+def test_result_that_is_not_json_is_terminal():
+    job = services.enqueue("tests.bad_result").job
+
+    run_until_idle("maintenance")
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.attempts_made == 1
+    assert "returned a result that is not JSON" in job.error
