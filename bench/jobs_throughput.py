@@ -1,0 +1,277 @@
+"""Throughput and latency of tracked jobs beside bare Django-Q2 and Celery, in one run.
+
+    .venv/bin/pip install -r requirements-bench.txt
+    .venv/bin/python bench/jobs_throughput.py [--jobs 5000] [--latency-jobs 200]
+
+Every scenario uses 2 worker processes, a Redis server the benchmark starts on a free
+loopback port, and a PostgreSQL database of its own (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/nc_bench_jobs, dropped and created here):
+
+- tracked-redis / tracked-orm: no-op tracked jobs on the Redis or the ORM broker. Drain
+  throughput: the queue is paused, N jobs are enqueued, the queue is resumed, and the
+  time from the first job's start to the last one's finish is measured. Latency: one
+  job every 50 ms, enqueue (created_at) to completed (finished_at), from the job rows.
+- q2-saved: bare Django-Q2 no-op tasks with results saved, the Q2 default.
+- celery: Celery 5 with its Redis broker and no result backend; the task records its
+  start and finish in Redis (one pipelined round trip).
+
+Each scenario runs in its own process because Django-Q2 reads its broker at import.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nc_bench_jobs"
+WORKERS = 2
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    raise TimeoutError("benchmark condition not reached in time")
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ---------------------------------------------------------------- scenario processes
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nutricoach.settings")
+    import django
+
+    django.setup()
+
+
+def start_process(args, env, log):
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process):
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def worker_env():
+    return {
+        **os.environ,
+        "Q_CLUSTER_NAME": "maintenance",
+        "MAINTENANCE_WORKERS": str(WORKERS),
+        "JOB_EXTRA_TASK_MODULES": "bench.bench_tasks",
+    }
+
+
+def run_tracked(jobs, latency_jobs, rate, log):
+    setup_django()
+    from django_q.brokers import get_broker
+
+    from nutricoach.jobs import services
+    from nutricoach.jobs.models import Job, JobState
+
+    Job.objects.all().delete()
+    cluster = start_process([sys.executable, "manage.py", "qcluster"], worker_env(), log)
+    broker = get_broker("maintenance")
+    try:
+        warm = [services.enqueue("bench.noop").job.id for _ in range(50)]
+        wait_until(lambda: Job.objects.filter(id__in=warm, state=JobState.COMPLETED).count() == 50, 60)
+
+        # Drain throughput.
+        services.set_paused("maintenance", True)
+        Job.objects.all().delete()
+        enqueue_started = time.perf_counter()
+        for _ in range(jobs):
+            services.enqueue("bench.noop")
+        enqueue_seconds = time.perf_counter() - enqueue_started
+        wait_until(lambda: broker.queue_size() == 0, 120)
+        services.set_paused("maintenance", False)
+        wait_until(lambda: Job.objects.filter(state=JobState.COMPLETED).count() == jobs, 600, 0.05)
+        first = Job.objects.order_by("started_at").values_list("started_at", flat=True).first()
+        last = Job.objects.order_by("-finished_at").values_list("finished_at", flat=True).first()
+        drain_seconds = (last - first).total_seconds()
+
+        # Latency at light load.
+        Job.objects.all().delete()
+        for _ in range(latency_jobs):
+            services.enqueue("bench.noop")
+            time.sleep(1 / rate)
+        wait_until(lambda: Job.objects.filter(state=JobState.COMPLETED).count() == latency_jobs, 60)
+        latencies = [
+            (finished - created).total_seconds() * 1000
+            for created, finished in Job.objects.values_list("created_at", "finished_at")
+        ]
+    finally:
+        services.set_paused("maintenance", False)
+        stop_process(cluster)
+    return {
+        "jobs_per_second": jobs / drain_seconds,
+        "enqueue_per_second": jobs / enqueue_seconds,
+        "latency_p50_ms": statistics.median(latencies),
+        "latency_p99_ms": percentile(latencies, 0.99),
+    }
+
+
+def run_q2_saved(jobs, log):
+    setup_django()
+    from django_q.brokers import get_broker
+    from django_q.models import Success
+    from django_q.tasks import async_task
+
+    Success.objects.all().delete()
+    broker = get_broker("maintenance")
+    for _ in range(jobs):
+        async_task("bench.bench_tasks.bare_noop", cluster="maintenance", broker=broker)
+    cluster = start_process([sys.executable, "manage.py", "qcluster"], worker_env(), log)
+    try:
+        wait_until(lambda: Success.objects.count() >= jobs, 900, 0.2)
+    finally:
+        stop_process(cluster)
+    first = Success.objects.order_by("started").values_list("started", flat=True).first()
+    last = Success.objects.order_by("-stopped").values_list("stopped", flat=True).first()
+    return {"jobs_per_second": jobs / (last - first).total_seconds()}
+
+
+def run_celery(jobs, log):
+    import redis
+
+    sys.path.insert(0, str(ROOT))
+    from bench.celery_app import BROKER_URL, celery_noop
+
+    client = redis.Redis.from_url(BROKER_URL)
+    client.delete("bench:first", "bench:last", "bench:done")
+    for _ in range(jobs):
+        celery_noop.delay()
+    worker = start_process(
+        [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "--concurrency", str(WORKERS),
+         "--pool", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        os.environ.copy(), log,
+    )
+    try:
+        wait_until(lambda: int(client.get("bench:done") or 0) >= jobs, 600, 0.05)
+    finally:
+        stop_process(worker)
+    first, last = float(client.get("bench:first")), float(client.get("bench:last"))
+    return {"jobs_per_second": jobs / (last - first)}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def recreate_database(url):
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=5000, help="jobs per throughput run (default 5000)")
+    parser.add_argument("--latency-jobs", type=int, default=200, help="jobs in the latency run (default 200)")
+    parser.add_argument("--rate", type=float, default=20.0, help="jobs a second in the latency run (default 20)")
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.scenario:
+        with open(os.environ["BENCH_LOG"], "ab") as log:
+            if args.scenario.startswith("tracked"):
+                result = run_tracked(args.jobs, args.latency_jobs, args.rate, log)
+            elif args.scenario == "q2-saved":
+                result = run_q2_saved(args.jobs, log)
+            else:
+                result = run_celery(args.jobs, log)
+        print(json.dumps(result))
+        return
+
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed; the benchmark starts its own Redis.")
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    recreate_database(database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="nc-bench-"))
+    port = free_port()
+    redis_server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    base_env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "NUTRICOACH_DATA_DIR": str(workdir),
+        "BENCH_LOG": str(workdir / "processes.log"),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "nutricoach.settings",
+        "JOB_EXTRA_TASK_MODULES": "bench.bench_tasks",
+    }
+    scenarios = {
+        "tracked-redis": {"REDIS_URL": redis_url},
+        "tracked-orm": {"REDIS_URL": ""},
+        "q2-saved": {"REDIS_URL": redis_url},
+        "celery": {"BENCH_CELERY_BROKER": redis_url},
+    }
+    try:
+        time.sleep(0.5)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=base_env, check=True)
+        subprocess.run([sys.executable, "manage.py", "createcachetable"], cwd=ROOT, env=base_env, check=True)
+        results = {}
+        for name, extra in scenarios.items():
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            output = subprocess.run(
+                [sys.executable, __file__, "--scenario", name, "--jobs", str(args.jobs),
+                 "--latency-jobs", str(args.latency_jobs), "--rate", str(args.rate)],
+                cwd=ROOT, env={**base_env, **extra}, capture_output=True, text=True,
+            )
+            if output.returncode != 0:
+                sys.exit(f"{name} failed:\n{output.stderr[-3000:]}\nworker log: {workdir / 'processes.log'}")
+            results[name] = json.loads(output.stdout.strip().splitlines()[-1])
+    finally:
+        redis_server.kill()
+        recreate_database(database_url)
+
+    celery = results["celery"]["jobs_per_second"]
+    saved = results["q2-saved"]["jobs_per_second"]
+    print(f"{args.jobs} no-op jobs per run, {WORKERS} workers, {os.cpu_count()} cores\n")
+    print(f"{'scenario':<15} {'jobs/s':>9} {'x Celery':>9} {'x Q2 saved':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, result in results.items():
+        rate = result["jobs_per_second"]
+        p50 = f"{result['latency_p50_ms']:.1f}" if "latency_p50_ms" in result else "-"
+        p99 = f"{result['latency_p99_ms']:.1f}" if "latency_p99_ms" in result else "-"
+        print(f"{name:<15} {rate:>9.0f} {rate / celery:>9.2f} {rate / saved:>11.1f} {p50:>8} {p99:>8}")
+    for name in ("tracked-redis", "tracked-orm"):
+        print(f"{name} enqueue: {results[name]['enqueue_per_second']:.0f} jobs/s from one process")
+
+
+if __name__ == "__main__":
+    main()
