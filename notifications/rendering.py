@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import EnergyUnit
 from meals.models import Meal
@@ -36,15 +37,16 @@ class RenderedEmail:
     html: str
 
 
-def render_notification(*, user, kind, period_key, data):
-    """Render the email for one notification; raise NotificationUndeliverable if its facts are missing."""
+def render_notification(*, user, kind, period_key, data, now=None):
+    """Render the email for one notification as of `now`; raise NotificationUndeliverable if its facts are missing."""
     period = parse_period_key(kind, period_key)
+    now = now or timezone.now()
     context = {
         "user": user,
         "greeting_name": user.full_name or user.email.split("@")[0],
         "site_url": _absolute("/"),
         "kind_label": NotificationKind(kind).label,
-        **CONTEXT_BUILDERS[kind](user, period, data),
+        **CONTEXT_BUILDERS[kind](user, period, data, now),
     }
     subject = render_to_string(f"notifications/{kind}/subject.txt", context)
     return RenderedEmail(
@@ -90,7 +92,7 @@ def _meals_url(day):
     return _absolute(reverse("api:list_meals"), date=day.isoformat())
 
 
-def _goal_alert_context(user, day, data):
+def _goal_alert_context(user, day, data, now):
     summary = DailySummary.objects.filter(user=user, local_date=day).first()
     if summary is None:
         raise NotificationUndeliverable(
@@ -127,7 +129,7 @@ def _goal_alert_context(user, day, data):
     }
 
 
-def _goal_reminder_context(user, day, data):
+def _goal_reminder_context(user, day, data, now):
     totals = Meal.objects.active().filter(owner=user, local_date=day).aggregate(
         meal_count=Count("id"), calories=Sum("calories")
     )
@@ -146,8 +148,11 @@ def _goal_reminder_context(user, day, data):
     }
 
 
-def _weekly_report_context(user, monday, data):
+def _weekly_report_context(user, monday, data, now):
     days = week_days(monday)
+    # The report may go out before the week is over (on Sunday morning, say), and a day
+    # that has not ended yet is not a day without meals.
+    today = now.astimezone(user.zone).date()
     summaries = {
         summary.local_date: summary
         for summary in DailySummary.objects.filter(user=user, local_date__range=(days[0], days[-1]))
@@ -158,6 +163,7 @@ def _weekly_report_context(user, monday, data):
         rows.append({
             "date": format_date(day),
             "logged": summary is not None and summary.meal_count > 0,
+            "in_progress": day >= today,
             "eaten": format_energy(summary.calories, user.energy_unit) if summary else None,
             "goal": format_energy(summary.goal_calories, user.energy_unit) if summary else None,
             "status_label": summary.get_goal_status_display() if summary else None,
@@ -175,7 +181,7 @@ def _weekly_report_context(user, monday, data):
     }
 
 
-def _operations_alert_context(user, period, data):
+def _operations_alert_context(user, period, data, now):
     start = period.hour.astimezone(user.zone)
     end = (period.hour + timedelta(hours=1)).astimezone(user.zone)
     return {
@@ -183,8 +189,10 @@ def _operations_alert_context(user, period, data):
         "metric": period.metric,
         "value": data.get("value"),
         "threshold": data.get("threshold"),
+        "summary": data.get("summary", ""),
         "hour": f"{format_date(start.date())}, {start:%H:%M} to {end:%H:%M} {start:%Z}",
         "hour_utc": f"{period.hour.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        "overview_url": _absolute(reverse("admin:jobs_queueoverview_changelist")),
         "jobs_url": _absolute(reverse("admin:jobs_job_changelist"), queue__exact=period.queue),
         "dead_letters_url": _absolute(
             reverse("admin:jobs_job_changelist"), queue__exact=period.queue, dead_letter="yes"

@@ -11,6 +11,8 @@ from tests.factories import DailySummaryFactory, GoalFactory, MealFactory, UserF
 
 pytestmark = pytest.mark.django_db
 
+AFTER_WEEK_49 = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+
 
 @pytest.mark.parametrize(
     ("kcal", "unit", "expected"),
@@ -111,7 +113,9 @@ def test_weekly_report_lists_the_week(db):
             user=user, local_date=day, calories=calories, goal=goal, goal_calories=goal.calories, goal_status=status
         )
 
-    rendered = render_notification(user=user, kind="weekly_report", period_key="2026-W49", data={})
+    rendered = render_notification(
+        user=user, kind="weekly_report", period_key="2026-W49", data={}, now=AFTER_WEEK_49
+    )
 
     assert rendered.subject == "Your week from Monday 30 November 2026 to Sunday 6 December 2026"
     assert "you logged meals on 3 days and stayed within your goal on 2" in rendered.text
@@ -128,14 +132,22 @@ def test_weekly_report_lists_the_week(db):
 def test_weekly_report_of_an_empty_week(db):
     user = UserFactory()
 
-    rendered = render_notification(user=user, kind="weekly_report", period_key="2026-W49", data={})
+    rendered = render_notification(
+        user=user, kind="weekly_report", period_key="2026-W49", data={}, now=AFTER_WEEK_49
+    )
 
     assert "You logged no meals from Monday 30 November 2026 to Sunday 6 December 2026." in rendered.text
 
 
 def test_operations_alert_in_the_staff_time_zone(db):
     staff = UserFactory(is_staff=True, time_zone="Asia/Tokyo")
-    data = {"queue": "notifications", "metric": "waiting", "value": 1200, "threshold": 1000}
+    data = {
+        "queue": "notifications",
+        "metric": "waiting",
+        "value": 1200,
+        "threshold": 1000,
+        "summary": "1200 jobs <waiting>",
+    }
 
     rendered = render_notification(
         user=staff, kind="operations_alert", period_key="notifications:waiting:2026-12-04T21", data=data
@@ -144,7 +156,25 @@ def test_operations_alert_in_the_staff_time_zone(db):
     assert rendered.subject == "[NutriCoach operations] notifications: waiting is 1200 (threshold 1000)"
     assert "in the hour of Saturday 5 December 2026, 06:00 to 07:00 JST (2026-12-04 21:00 UTC)" in rendered.text
     assert "https://coach.example.test/admin/jobs/job/?queue__exact=notifications" in rendered.text
+    assert "https://coach.example.test/admin/jobs/queueoverview/" in rendered.text
+    assert "1200 jobs <waiting>" in rendered.text
+    assert "<p>1200 jobs &lt;waiting&gt;</p>" in rendered.html
     assert "https://coach.example.test/admin/jobs/job/?queue__exact=notifications&dead_letter=yes" in rendered.text
     assert 'href="https://coach.example.test/admin/jobs/job/?queue__exact=notifications&amp;dead_letter=yes"' in (
         rendered.html
     )
+
+
+def test_weekly_report_before_the_week_ends(db):
+    user = UserFactory(time_zone="Pacific/Auckland")
+    DailySummaryFactory(user=user, local_date=date(2026, 11, 30), calories=Decimal("1900.00"))
+    # Sunday 6 December 2026, 09:00 in Auckland.
+    sunday_morning = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
+
+    rendered = render_notification(
+        user=user, kind="weekly_report", period_key="2026-W49", data={}, now=sunday_morning
+    )
+
+    assert "Saturday 5 December 2026: no meals logged" in rendered.text
+    assert "Sunday 6 December 2026: not over yet" in rendered.text
+    assert rendered.html.count("not over yet") == 1

@@ -321,3 +321,19 @@ def test_superseded_attempt_stops_before_handover(smtp_mailer, alert_user):
     assert log.attempts == 2
     # Closing without QUIT: a QUIT sent mid-DATA would wait out the 5 s SMTP timeout.
     assert elapsed < 3
+
+
+def test_missing_email_fails_without_retry(smtp_mailer, alert_user):
+    alert_user.email = ""
+    alert_user.save()
+    job = enqueue_goal_alert(alert_user).job
+
+    run_sends()
+
+    job.refresh_from_db()
+    log = NotificationLog.objects.get(user=alert_user)
+    assert smtp_mailer.transactions == []
+    assert job.state == JobState.FAILED
+    assert job.error_kind == ErrorKind.TERMINAL
+    assert log.status == DeliveryStatus.FAILED
+    assert log.error == f"User {alert_user.id} has no email address; add one to send notifications."
