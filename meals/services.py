@@ -1,6 +1,7 @@
 """Writes on meals: create a meal for parsing, store a parse result, record a failure."""
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -29,18 +30,25 @@ def parse_is_rate_limited():
 def meal_create_for_parsing(*, owner, description, name="", eaten_at=None, priority=None):
     """Create a meal and enqueue its parse job in one transaction; return (meal, job)."""
     eaten_at = eaten_at or timezone.now()
+    # The job id is chosen first so the meal row is written once: the foreign key is
+    # checked at commit, after the job row exists.
+    job_id = uuid.uuid4()
     meal = Meal.objects.create(
         owner=owner,
         name=name,
         description=description,
         eaten_at=eaten_at,
         local_date=timeinput.local_date_of(eaten_at, owner.zone),
+        parse_job_id=job_id,
     )
     job = jobs.enqueue(
-        PARSE_TASK, {"meal_id": meal.id}, owner=owner, priority=priority, rate_limited=parse_is_rate_limited()
+        PARSE_TASK,
+        {"meal_id": meal.id},
+        owner=owner,
+        priority=priority,
+        rate_limited=parse_is_rate_limited(),
+        job_id=job_id,
     ).job
-    Meal.objects.filter(pk=meal.pk).update(parse_job=job)
-    meal.parse_job = job
     return meal, job
 
 

@@ -3,6 +3,7 @@
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,6 +60,7 @@ def enqueue(
     idempotency_key=None,
     run_at=None,
     rate_limited=False,
+    job_id=None,
 ):
     """Write a job and send its queue a wake-up once the transaction commits.
 
@@ -85,6 +87,7 @@ def enqueue(
     now = timezone.now()
     due = run_at is None or run_at <= now
     fields = {
+        "id": job_id or uuid.uuid4(),
         "queue": queue,
         "task": task,
         "owner": owner,
