@@ -51,7 +51,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "nutricoach.urls"
+ROOT_URLCONF = env("ROOT_URLCONF", default="nutricoach.urls")
 WSGI_APPLICATION = "nutricoach.wsgi.application"
 
 TEMPLATES = [
