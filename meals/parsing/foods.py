@@ -131,7 +131,14 @@ SYNONYMS = {
     "veggie": "vegetable",
     "veggy": "vegetable",
     "toast": "bread toasted",
+    # Diet drinks are "low calorie" in SR28 ("Beverages, carbonated, low calorie, cola").
+    "diet": "diet low calorie",
 }
+# Multi-word names rewritten before tokenising, because "drink" is a stop word.
+PHRASE_SYNONYMS = (
+    (re.compile(r"\bsoft[\s-]+drinks?\b"), "soda"),
+    (re.compile(r"\bready[\s-]+to[\s-]+(?:drink|eat|serve|use)\b"), " "),
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 _ALL_CAPS_WORD = re.compile(r"\b[A-Z][A-Z'&.-]{2,}\b")
@@ -153,6 +160,11 @@ def normalize_token(word: str) -> str:
 _NORMALIZED_PENALTIES = {normalize_token(word): weight for word, weight in DESCRIPTOR_PENALTIES.items()}
 # Words that only qualify a food; words with no penalty ("raw", "water") may name one.
 _QUALIFIERS = frozenset(word for word, weight in _NORMALIZED_PENALTIES.items() if weight > 0)
+# Preparation and grade words name no food, so a query made of them alone ("cooked
+# fufu" when fufu is not in the table) matches nothing.
+_NON_NOUNS = _QUALIFIERS | frozenset(
+    normalize_token(word) for word in "raw fresh plain regular whole all ns nfs commercial cooked brewed".split()
+)
 _PARENTHESES = re.compile(r"\([^)]*\)")
 _NORMALIZED_SYNONYMS = {
     normalize_token(key): tuple(normalize_token(part) for part in value.split()) for key, value in SYNONYMS.items()
@@ -165,6 +177,8 @@ _COMPOUND_FAT = re.compile(r"\b(low|non|reduced)[\s-]+fat\b")
 def tokenize(text: str) -> list[str]:
     """Split text into normalised tokens, dropping stop words and apostrophes."""
     text = _COMPOUND_FAT.sub(lambda match: match.group(1) + "fat", text.lower().replace("'", ""))
+    for pattern, replacement in PHRASE_SYNONYMS:
+        text = pattern.sub(replacement, text)
     words = _WORD.findall(text)
     return [normalize_token(word) for word in words if word not in STOP_WORDS]
 
@@ -407,15 +421,16 @@ class FoodIndex:
                 elif token in ("cooked", "boiled", "roasted", "baked", "steamed") and food.group in COOKED_GROUPS:
                     penalty = -COOKED_BONUS
                 weights[token] = (share, penalty, position)
-        # Common names are whole names, so they weigh like a first segment but add no
-        # penalty when the query does not use them.
+        # Common names are whole names, so they add no penalty when the query does not
+        # use them. They weigh like a second segment, because SR28 gives one common name
+        # to many entries ("hamburger" for a dozen ground beef cuts).
         for token in tokenize(food.description):
             weights.setdefault(token, (0.0, 0.0, no_segment))
         for name in food.common_names.split(","):
             tokens = tokenize(name)
             for token in tokens:
                 if token not in weights:
-                    weights[token] = (1.0 / len(tokens), 0.0, 0)
+                    weights[token] = (0.5 / len(tokens), 0.0, 1)
         return weights
 
     @staticmethod
@@ -436,7 +451,7 @@ class FoodIndex:
     @lru_cache(maxsize=8192)
     def _search_tokens(self, tokens: tuple[str, ...]) -> FoodMatch | None:
         known = [token for token in dict.fromkeys(tokens) if token in self.postings]
-        nouns = [token for token in known if token not in _QUALIFIERS]
+        nouns = [token for token in known if token not in _NON_NOUNS]
         if not nouns:
             # Only qualifiers ("light", "unsweetened"): no food is named.
             return None
@@ -472,6 +487,12 @@ class FoodIndex:
         coverage = sum(weight for token, weight in weights.items() if token in food_segments) / total_weight
         head_matched = food_segments.get(head, NO_SEGMENT) < len(HEAD_NOUN_BONUS)
         return FoodMatch(self.foods[best_index], best_score, coverage, head_matched)
+
+
+def brand_tokens(food: Food) -> frozenset[str]:
+    """Return the tokens of the brand names (upper-case words) in a food's description."""
+    words = [word for word in _ALL_CAPS_WORD.findall(food.description) if word not in _NOT_BRANDS]
+    return frozenset(tokenize(" ".join(words)))
 
 
 @lru_cache(maxsize=1)

@@ -85,7 +85,10 @@ SERVING_QUALIFIERS = {"single", "individual", "snack", "size", "sized", "fun"}
 # Adjectives that describe the eating, not the food ("a chilled bottle of").
 DESCRIPTIVE_WORDS = frozenset(
     "delicious tasty yummy nice lovely good great satisfying quick healthy favorite favourite "
-    "chilled refreshing warm hearty homemade fresh freshly generous".split()
+    "chilled refreshing warm hearty homemade fresh freshly generous "
+    "comforting convenient crisp crispy crunchy mouthwatering flavorful flavourful savory savoury juicy "
+    "delightful wonderful scrumptious perfect perfectly cool ripe tender fluffy zesty steaming piping "
+    "prepackaged decadent luscious indulgent classic simple light-hearted nutritious wholesome".split()
 )
 
 SIZE_WORDS = {
