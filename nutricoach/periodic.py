@@ -46,4 +46,34 @@ PERIODIC_JOBS = [
         queue="maintenance",
         timeout=120,
     ),
+    # Data aggregation. The scheduler cluster (settings.JOB_SCHEDULER_QUEUE) fires these
+    # ticks; the jobs run on the data-aggregation cluster. Crons are UTC: each job runs
+    # hourly and works out per IANA time zone which local date or hour has come, and
+    # because missed ticks are not replayed, each run also covers what earlier ticks
+    # would have done (summaries: days ended in the last 48 hours; reminders and reports:
+    # the rest of the same local day). Minute 5 leaves requests of the last minute before
+    # a local midnight time to commit; zones with :30 and :45 offsets wait up to 35 min.
+    PeriodicJob(
+        name="summarise-ended-days",
+        cron="5 * * * *",
+        task="summaries.summarise_ended_days",
+        queue="data-aggregation",
+        timeout=600,
+    ),
+    PeriodicJob(
+        name="check-user-goals",
+        cron="10 * * * *",
+        task="summaries.check_user_goals",
+        queue="data-aggregation",
+        timeout=600,
+    ),
+    # Sunday 09:00 to midnight local falls between Saturday 19:00 UTC (UTC+14) and
+    # Monday 12:00 UTC (UTC-12), so the job only runs Saturday to Monday UTC.
+    PeriodicJob(
+        name="send-weekly-reports",
+        cron="15 * * * 6,0,1",
+        task="summaries.send_weekly_reports",
+        queue="data-aggregation",
+        timeout=600,
+    ),
 ]

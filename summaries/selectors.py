@@ -17,11 +17,10 @@ REMINDER_UNDER_RATIO = "0.5"
 def user_batch_upper_bound(*, after_user_id, size):
     """Return the largest user id of the next `size` users after `after_user_id`.
 
-    Return None when fewer than `size` users remain, so the batch is the last one.
+    Return None when at most `size` users remain, so the batch is the last one.
     """
-    return (
-        User.objects.filter(pk__gt=after_user_id).order_by("pk").values_list("pk", flat=True)[size - 1:size].first()
-    )
+    ids = list(User.objects.filter(pk__gt=after_user_id).order_by("pk").values_list("pk", flat=True)[size - 1:size + 1])
+    return ids[0] if len(ids) == 2 else None
 
 
 def _range_condition(column, after_user_id, up_to_user_id):
