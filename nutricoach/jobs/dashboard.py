@@ -212,7 +212,8 @@ def job_status_page(request, job_id):
             "polling": job.state in UNFINISHED_STATES,
         },
     }
-    return render(request, "jobs/status.html", context)
+    with timezone.override(request.user.zone):
+        return render(request, "jobs/status.html", context)
 
 
 def _owned_meal(job):
