@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from nutricoach.jobs.backoff import Backoff
-from nutricoach.jobs.errors import RetryableError, TerminalError
+from nutricoach.jobs.errors import RateLimitedError, RetryableError, TerminalError
 from nutricoach.jobs.registry import job_task
 
 dead_letters = []
@@ -71,3 +71,11 @@ def doomed(ctx):
 @job_task("tests.bad_result", queue="maintenance", attempts=3)
 def bad_result(ctx):
     return {"when": object()}
+
+
+@job_task("tests.throttled", queue="maintenance", attempts=2, backoff=Backoff.fixed(0))
+def throttled(ctx, limited_times):
+    previous = ctx.job.attempts.filter(outcome="rate_limited").count()
+    if previous < limited_times:
+        raise RateLimitedError("upstream answered 429", retry_after=0)
+    return {"attempt": ctx.attempt}

@@ -8,7 +8,7 @@ import time
 from django.db import DatabaseError, close_old_connections
 
 from nutricoach.jobs import registry, services, wakeups
-from nutricoach.jobs.errors import RetryableError, TerminalError
+from nutricoach.jobs.errors import RateLimitedError, RetryableError, TerminalError
 from nutricoach.jobs.models import ErrorKind
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,10 @@ def run_job(job):
     except TerminalError as exc:
         services.fail(job, error=exc, kind=ErrorKind.TERMINAL, duration_ms=_since(started))
     except RetryableError as exc:
-        services.fail(job, error=exc, kind=ErrorKind.RETRYABLE, retry_after=exc.retry_after, duration_ms=_since(started))
+        services.fail(
+            job, error=exc, kind=ErrorKind.RETRYABLE, retry_after=exc.retry_after, duration_ms=_since(started),
+            rate_limited=isinstance(exc, RateLimitedError),
+        )
     except registry.UnknownTaskError as exc:
         services.fail(job, error=exc, kind=ErrorKind.TERMINAL, duration_ms=_since(started))
     except Exception as exc:

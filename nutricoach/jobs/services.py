@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from nutricoach.jobs import fastpath, registry, wakeups
@@ -246,15 +247,30 @@ def _complete_with_orm(job, result, *, now):
     return updated
 
 
-def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None):
+# An upstream rate limit gives the job an extra attempt at most this many times, so a
+# limit that never lifts still ends in a dead letter.
+MAX_RATE_LIMIT_WAITS = 10
+RATE_LIMITED_OUTCOME = "rate_limited"
+
+
+def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None, rate_limited=False):
     """Record a failed attempt: schedule the next one, or dead-letter the job.
 
     A terminal error, or the last allowed attempt, dead-letters the job with its payload
-    and error kept for replay. Return the new state, or None if the lease was lost.
+    and error kept for replay. An upstream rate limit (`rate_limited`) does not spend an
+    attempt: the job gets one more, up to MAX_RATE_LIMIT_WAITS times. Return the new
+    state, or None if the lease was lost.
     """
     now = now or timezone.now()
     error = str(error)[:10_000] or kind
-    retry = kind != ErrorKind.TERMINAL and job.attempts_made < job.max_attempts
+    outcome = kind
+    extra = {}
+    if rate_limited and kind == ErrorKind.RETRYABLE:
+        waits = JobAttempt.objects.filter(job_id=job.id, outcome=RATE_LIMITED_OUTCOME).count()
+        if waits < MAX_RATE_LIMIT_WAITS:
+            outcome = RATE_LIMITED_OUTCOME
+            extra["max_attempts"] = F("max_attempts") + 1
+    retry = kind != ErrorKind.TERMINAL and (job.attempts_made < job.max_attempts or bool(extra))
     if retry:
         delay = retry_after if retry_after is not None else Backoff.from_dict(job.backoff).delay_after(job.attempts_made)
         changes = {
@@ -267,10 +283,10 @@ def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None):
 
     with transaction.atomic():
         updated = _current(job).update(
-            error=error, error_kind=kind, lease_expires_at=None, updated_at=now, **changes
+            error=error, error_kind=kind, lease_expires_at=None, updated_at=now, **changes, **extra
         )
         if updated:
-            _close_attempt(job, kind, error, now=now)
+            _close_attempt(job, outcome, error, now=now)
             add_log(job.id, f"attempt {job.attempts_made} failed ({kind}): {error[:500]}", level="error")
             if retry and changes["state"] == JobState.WAITING:
                 wakeups.push_on_commit(job.queue)
@@ -354,22 +370,33 @@ def promote_due_delayed(*, limit=1000):
     return len(due)
 
 
-def resend_lost_wakeups(*, older_than_seconds=3.0):
-    """Wake queues whose due waiting jobs got no wake-up recently; return queues woken.
+# When each queue was last re-woken by this process.
+_last_rewake = {}
+
+
+def resend_lost_wakeups(*, older_than_seconds=3.0, force=False):
+    """Wake queues with due waiting jobs that got no wake-up recently; return queues woken.
 
     Covers wake-ups lost by the broker (a Redis flush or restart, a killed worker that
-    had pulled them) and jobs held back by a full rate limit.
+    had pulled them) and jobs held back by a full rate limit. Each queue gets as many
+    wake-ups as it has workers, at most once per `older_than_seconds` unless `force`:
+    every wake-up keeps claiming until the queue is empty, so that is enough for any
+    backlog, and no job row is written.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=older_than_seconds)
     woken = []
     for queue, config in settings.JOB_QUEUES.items():
-        stale = Job.objects.filter(queue=queue, state=JobState.WAITING, run_at__lte=now).exclude(
-            wakeup_sent_at__gt=cutoff
+        if not force and _last_rewake.get(queue, cutoff) > cutoff:
+            continue
+        stale = (
+            Job.objects.filter(queue=queue, state=JobState.WAITING, run_at__lte=now)
+            .exclude(wakeup_sent_at__gt=cutoff)
+            .exists()
         )
-        count = stale.update(wakeup_sent_at=now)
-        if count:
-            wakeups.push(queue, min(count, config["workers"]))
+        if stale:
+            wakeups.push(queue, config["workers"])
+            _last_rewake[queue] = now
             woken.append(queue)
     return woken
 
@@ -422,4 +449,4 @@ def set_paused(queue, paused):
     QueueState.objects.update_or_create(name=queue, defaults={"paused": paused, "paused_at": now if paused else None})
     logger.info("queue %s %s", queue, "paused" if paused else "resumed")
     if not paused:
-        resend_lost_wakeups(older_than_seconds=0)
+        resend_lost_wakeups(older_than_seconds=0, force=True)

@@ -299,15 +299,16 @@ def test_cancel_waiting_job_and_discard_dead_letter():
     assert run_until_idle("maintenance") == 0
 
 
-def test_resend_lost_wakeups_touches_only_stale_waiting_jobs():
-    fresh = services.enqueue("tests.noop").job
+def test_resend_lost_wakeups_only_for_stale_waiting_jobs():
+    services.enqueue("tests.noop")
+    assert services.resend_lost_wakeups(older_than_seconds=3, force=True) == []
+
     stale = services.enqueue("tests.noop").job
     Job.objects.filter(pk=stale.pk).update(wakeup_sent_at=timezone.now() - timedelta(seconds=10))
 
-    woken = services.resend_lost_wakeups(older_than_seconds=3)
-
-    assert woken == ["maintenance"]
-    assert Job.objects.get(pk=fresh.pk).wakeup_sent_at < Job.objects.get(pk=stale.pk).wakeup_sent_at
+    assert services.resend_lost_wakeups(older_than_seconds=3, force=True) == ["maintenance"]
+    # Within the interval the same queue is not woken again.
+    assert services.resend_lost_wakeups(older_than_seconds=3) == []
 
 
 def test_job_status_api_for_owner_only(client):
@@ -359,3 +360,27 @@ def test_result_that_is_not_json_is_terminal():
     assert job.state == JobState.FAILED
     assert job.attempts_made == 1
     assert "returned a result that is not JSON" in job.error
+
+
+def test_upstream_rate_limit_does_not_spend_attempts():
+    job = services.enqueue("tests.throttled", {"limited_times": 3}).job
+
+    run_until_idle("maintenance")
+
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.result == {"attempt": 4}
+    assert job.max_attempts == 5
+    assert list(job.attempts.values_list("outcome", flat=True)) == ["rate_limited"] * 3 + ["completed"]
+
+
+def test_upstream_rate_limit_that_never_lifts_dead_letters():
+    job = services.enqueue("tests.throttled", {"limited_times": 1000}).job
+
+    run_until_idle("maintenance")
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.dead_lettered_at is not None
+    assert job.attempts.filter(outcome="rate_limited").count() == services.MAX_RATE_LIMIT_WAITS
+    assert job.attempts_made == services.MAX_RATE_LIMIT_WAITS + 2

@@ -3,8 +3,6 @@
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
@@ -13,7 +11,7 @@ from django.conf import settings
 
 from nutricoach.jobs import services
 from nutricoach.jobs.models import Job, JobAttempt, JobState
-from tests.processes import start_cluster, start_dispatcher, wait_for
+from tests.processes import PrivateRedis, start_cluster, start_dispatcher, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
@@ -129,46 +127,6 @@ def test_orm_broker_redelivery_never_runs_a_job_twice(processes, tmp_path):
     assert all(job.attempts_made == 1 for job in Job.objects.filter(pk__in=[job.pk for job in jobs]))
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A Redis server of the test's own on a free loopback port, keeping nothing on disk."""
-
-    def __init__(self, directory):
-        self.port = free_port()
-        self.directory = directory
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, timeout=10, message="private Redis to answer")
-
-    def _answers(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
 @pytest.fixture
 def private_redis(tmp_path):
     if shutil.which("redis-server") is None:
@@ -184,6 +142,9 @@ def test_waiting_jobs_complete_after_redis_restart(processes, tmp_path, private_
     env = {"REDIS_URL": private_redis.url, "MAINTENANCE_WORKERS": 2}
     processes.append(start_cluster("maintenance", tmp_path, **env))
     processes.append(start_dispatcher(tmp_path, **env))
+    # A finished job shows the cluster is up and pulling from the private Redis.
+    warm_up = services.enqueue("tests.noop").job
+    wait_for(lambda: all_finished([warm_up]), timeout=60, message="warm-up job finished")
     services.set_paused("maintenance", True)
     jobs = [services.enqueue("tests.record", {"directory": str(tmp_path)}).job for _ in range(20)]
     time.sleep(1)
@@ -193,7 +154,8 @@ def test_waiting_jobs_complete_after_redis_restart(processes, tmp_path, private_
     time.sleep(1)
     private_redis.start()
     services.set_paused("maintenance", False)
-    wait_for(lambda: all_finished(jobs), timeout=60, message="waiting jobs finished after the Redis restart")
+    # Q2's pusher waits 10 s after a failed pull before it tries Redis again.
+    wait_for(lambda: all_finished(jobs), timeout=90, message="waiting jobs finished after the Redis restart")
 
     assert states(jobs) == [JobState.COMPLETED] * 20
     for job in jobs:
