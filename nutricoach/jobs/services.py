@@ -346,7 +346,7 @@ def recover_stalled(*, limit=500):
             "job stalled id=%s queue=%s task=%s attempt=%s worker=%s", job.id, job.queue, job.task,
             job.attempts_made, job.worker,
         )
-        fail(job, error=f"lease expired: worker {job.worker} stopped answering", kind=ErrorKind.STALLED, now=now)
+        fail(job, error=f"lease expired: worker {job.worker} stopped responding", kind=ErrorKind.STALLED, now=now)
     return len(stalled)
 
 
