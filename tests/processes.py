@@ -4,9 +4,13 @@ They run against the test database, so tests that use them need `transactional_d
 """
 
 import os
+import pwd
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -97,3 +101,123 @@ def wait_for(predicate, *, timeout, interval=0.1, message="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, message="private Redis to answer")
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+POSTGRESQL_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PrivatePostgreSQL:
+    """A PostgreSQL 15 cluster of the test's own on a free loopback port.
+
+    initdb refuses to run as root, so as root the cluster belongs to the `postgres`
+    system user and every server command runs through `runuser`. The cluster trusts
+    local connections, skips fsync and lives in a temporary folder that `remove`
+    deletes. Only this cluster is ever stopped: by `pg_ctl` on its own data folder.
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="nc-private-pg-"))
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "server.log"
+        self._owner = None
+        if os.geteuid() == 0:
+            self._owner = pwd.getpwnam("postgres")
+            os.chown(self.directory, self._owner.pw_uid, self._owner.pw_gid)
+
+    @classmethod
+    def missing_requirement(cls):
+        """Return why no private cluster can start here, or None when it can."""
+        if not (POSTGRESQL_BIN / "initdb").exists():
+            return f"PostgreSQL server binaries are not installed in {POSTGRESQL_BIN}"
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root needs a postgres system user to own the private cluster"
+            if shutil.which("runuser") is None:
+                return "running as root needs runuser to start PostgreSQL as the postgres user"
+        return None
+
+    def _run(self, *args, check=True, timeout=60):
+        command = [str(POSTGRESQL_BIN / args[0]), *args[1:]]
+        if self._owner is not None:
+            command = ["runuser", "-u", self._owner.pw_name, "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=timeout)
+
+    def initialise(self):
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def start(self):
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "30", "start")
+
+    def stop(self, mode="fast"):
+        """Stop the server; "fast" closes every session, "immediate" is a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop", check=False)
+
+    def is_running(self):
+        return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
+
+    def create_database(self, name):
+        self.psql(f'CREATE DATABASE "{name}"', database="postgres")
+
+    def psql(self, sql, *, database):
+        """Run one SQL statement with psql and return its unaligned output rows."""
+        result = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-X", "-q", "-A",
+             "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, text=True, check=True, timeout=60,
+        )
+        return [line for line in result.stdout.splitlines() if line]
+
+    def url(self, database):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def remove(self):
+        if self.data.exists() and self.is_running():
+            self.stop(mode="immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
