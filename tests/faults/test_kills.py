@@ -17,20 +17,12 @@ from tests.faults.meals_under_fault import (
     finished_count,
     stranded_jobs,
 )
+from tests.faults.stack import FAST_RECOVERY, QUEUE
 from tests.processes import start_cluster, start_dispatcher, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_parser")]
 
-QUEUE = "meal-processing"
 MEALS = 500
-# A short timeout and lease grace make a killed worker's job stall after 11 s, not 135 s.
-FAST_RECOVERY = {
-    "MEAL_PROCESSING_TIMEOUT": 10,
-    "MEAL_PROCESSING_WORKERS": 3,
-    "JOB_LEASE_GRACE_SECONDS": 1,
-    "OPENAI_API_KEY": "",
-    "JOB_RATE_LIMIT_LOCAL_PARSER": "false",
-}
 DRAIN_TIMEOUT = 120
 
 
