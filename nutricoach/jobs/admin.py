@@ -95,6 +95,8 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "idempotency_key", "owner__email"]
     date_hierarchy = "created_at"
     list_select_related = ["owner"]
+    # Counting the whole table again beside every filtered count is slow on a large table.
+    show_full_result_count = False
     inlines = [JobAttemptInline, JobLogInline]
     actions = ["retry_now", "replay", "cancel", "discard"]
     fieldsets = [
