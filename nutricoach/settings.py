@@ -126,7 +126,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 
 # Email. EMAIL_URL selects SMTP (smtp://, smtp+tls:// for STARTTLS, smtp+ssl:// for
 # implicit TLS; user and password in the URL); the embedded default writes one file per

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from notifications.periods import operations_key
+from notifications.selectors import operations_alert_recipients
 from notifications.services import notification_enqueue
 from nutricoach.jobs import selectors
 from nutricoach.jobs.models import Job, JobState
@@ -85,10 +85,6 @@ def find_queue_alerts(*, now=None, thresholds=None):
     return alerts
 
 
-def alert_recipients():
-    return get_user_model().objects.filter(is_staff=True, is_active=True, notify_operations_alerts=True).order_by("id")
-
-
 def send_queue_alerts(*, now=None):
     """Find queue alerts and enqueue one notification per alert and staff member.
 
@@ -101,7 +97,8 @@ def send_queue_alerts(*, now=None):
         return {"alerts": [], "recipients": 0, "enqueued": 0}
 
     overview_url = settings.SITE_URL.rstrip("/") + reverse("admin:jobs_queueoverview_changelist")
-    recipients = list(alert_recipients().values_list("id", flat=True))
+    # Staff with operations alerts on, plus the accounts listed in STAFF_ALERT_EMAILS.
+    recipients = sorted(user.id for user in operations_alert_recipients())
     if not recipients:
         logger.warning("%s queue alerts found but no active staff member receives operations alerts", len(alerts))
     enqueued = 0

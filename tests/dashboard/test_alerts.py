@@ -117,6 +117,17 @@ def test_alerts_notify_staff_once_per_hour(thresholds, staff, caplog):
     assert "queue alerts: 1 found, 1 notifications enqueued for 1 staff members" in caplog.text
 
 
+def test_alerts_reach_listed_accounts(thresholds, staff, settings):
+    listed = UserFactory(is_staff=False, email="oncall@example.com")
+    settings.STAFF_ALERT_EMAILS = ["OnCall@example.com"]
+    JobFactory(queue="notifications", state=JobState.WAITING, run_at=NOW - timedelta(seconds=600))
+
+    result = alerts.send_queue_alerts(now=NOW)
+
+    assert result["recipients"] == 2
+    assert sorted(job.payload["user_id"] for job in notification_jobs()) == sorted([staff.pk, listed.pk])
+
+
 def test_alert_email_reaches_staff(thresholds, staff, smtp_mailer):
     JobFactory(queue="notifications", state=JobState.WAITING, run_at=NOW - timedelta(seconds=600))
     alerts.send_queue_alerts(now=NOW)

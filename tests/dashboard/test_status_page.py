@@ -28,7 +28,7 @@ def test_anonymous_redirected_to_login(client, user):
     response = client.get(f"/jobs/{job.pk}/")
 
     assert response.status_code == 302
-    assert response["Location"] == f"/admin/login/?next=/jobs/{job.pk}/"
+    assert response["Location"] == f"/accounts/login/?next=/jobs/{job.pk}/"
 
 
 def test_other_user_gets_404(user):
@@ -108,3 +108,20 @@ def test_user_text_is_escaped(user):
 
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_user_logs_in_and_sees_own_job(client):
+    from nutricoach.jobs import services
+    from tests.factories import UserFactory
+
+    user = UserFactory(email="eater@example.com")
+    job = services.enqueue("meals.parse_meal", {"meal_id": 1}, owner=user).job
+
+    response = client.post(
+        f"/accounts/login/?next=/jobs/{job.pk}/",
+        {"username": "eater@example.com", "password": "correct horse battery staple", "next": f"/jobs/{job.pk}/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert client.get(f"/jobs/{job.pk}/").status_code == 200
