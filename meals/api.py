@@ -3,7 +3,8 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.http import Http404
-from ninja import Path, Router, Schema, Status
+from ninja import Field, Path, Router, Schema, Status
+from ninja.conf import settings as ninja_settings
 from ninja.errors import ValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import field_validator
@@ -17,6 +18,14 @@ router = Router(tags=["meals"])
 
 DESCRIPTION_MAX_LENGTH = 2000
 MAX_ID = 2**63 - 1
+
+
+class MealPagination(LimitOffsetPagination):
+    """Limit and offset bounded to a 64-bit integer, so a larger value gets 422, not a database error."""
+
+    class Input(Schema):
+        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=MAX_ID)
+        offset: int = Field(0, ge=0, le=MAX_ID)
 
 
 class MealParseIn(StrictSchema):
@@ -118,7 +127,7 @@ def parse_meal(request, payload: MealParseIn):
 
 
 @router.get("", response=list[MealOut], summary="List meals")
-@paginate(LimitOffsetPagination)
+@paginate(MealPagination)
 def list_meals(request, date: date | None = None):
     """List the caller's meals, newest first, optionally of one local date."""
     meals = Meal.objects.active().filter(owner=request.auth).prefetch_related("items")

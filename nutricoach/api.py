@@ -27,11 +27,13 @@ class BearerToken(HttpBearer):
     """Authenticate API clients by `Authorization: Bearer <token>`."""
 
     def authenticate(self, request, token):
+        # A request that sends a bearer token is a token client: an invalid token must get
+        # 401, not fall through to session authentication and fail its CSRF check with 403.
         if not token or len(token) > 200:
-            return None
+            raise AuthenticationError()
         api_token = ApiToken.objects.active().select_related("user").filter(key_hash=hash_token(token)).first()
         if api_token is None:
-            return None
+            raise AuthenticationError()
         now = timezone.now()
         if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
             ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
