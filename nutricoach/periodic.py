@@ -47,12 +47,13 @@ PERIODIC_JOBS = [
         timeout=120,
     ),
     # Data aggregation. The scheduler cluster (settings.JOB_SCHEDULER_QUEUE) fires these
-    # ticks; the jobs run on the data-aggregation cluster. Crons are UTC: each job runs
-    # hourly and works out per IANA time zone which local date or hour has come, and
-    # because missed ticks are not replayed, each run also covers what earlier ticks
-    # would have done (summaries: days ended in the last 48 hours; reminders and reports:
-    # the rest of the same local day). Minute 5 leaves requests of the last minute before
-    # a local midnight time to commit; zones with :30 and :45 offsets wait up to 35 min.
+    # ticks, and the jobs run on the data-aggregation cluster. Crons are UTC: each job
+    # runs hourly and works out, per IANA time zone, which local date or hour has come.
+    # Missed ticks are not replayed, so each run also covers what earlier ticks would
+    # have done. Summaries take every day that ended in the last 48 hours; reminders and
+    # reports take the rest of the same local day. Minute 5 gives requests sent just
+    # before a local midnight time to commit. Zones with :30 and :45 offsets wait up to
+    # 35 minutes.
     PeriodicJob(
         name="summarise-ended-days",
         cron="5 * * * *",

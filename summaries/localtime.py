@@ -1,4 +1,4 @@
-"""Which local dates and hours each time zone is at, for a given UTC instant.
+"""Local dates and hours of every time zone at a given UTC instant.
 
 Every periodic job here runs hourly in UTC and works out, per IANA zone, what the
 local clock shows. Zones come from `zoneinfo.available_timezones()`, the same list that
@@ -54,8 +54,8 @@ def ended_date_windows(now, lookback):
     """Return (time_zone, first_date, today) for every zone.
 
     The dates d with first_date <= d < today are exactly those whose local day ended in
-    (now - lookback, now]. A day ends when the next local date begins, so this holds
-    across daylight-saving changes and for zones whose midnight does not exist.
+    (now - lookback, now]. A day ends when the next local date begins, so this is also
+    true across daylight-saving changes and in zones whose midnight does not exist.
     """
     start = now - lookback
     return [

@@ -22,12 +22,12 @@ SUMMARY_COLUMNS = (
     "goal_id", "goal_calories", "goal_protein", "goal_carbs", "goal_fat", "goal_status",
     "revision", "needs_recompute", "computed_at",
 )
-# Every column the run recomputes; `revision` is left as it is, because a meal change
-# during the run raised it and must keep the row stale.
+# Every column a run recomputes. `revision` is left alone: a meal change during the run
+# may have raised it, and then the row must stay stale.
 UPDATED_COLUMNS = tuple(
     column for column in SUMMARY_COLUMNS if column not in ("user_id", "local_date", "revision", "needs_recompute")
 )
-RETURNED_COLUMNS = ("id", "user_id", "local_date", "meal_count", "calories", "goal_id", "goal_status", "needs_recompute")
+RETURNED_COLUMNS = ("id", "user_id", "local_date", "meal_count", "goal_id", "goal_status", "needs_recompute")
 
 
 def table(model):
