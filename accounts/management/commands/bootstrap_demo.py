@@ -2,7 +2,7 @@ import json
 import secrets
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import ApiToken, User
@@ -19,7 +19,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         path = settings.DATA_DIR / "demo-credentials.json"
-        saved = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            saved = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError as exc:
+            raise CommandError(
+                f"{path} is not valid JSON ({exc}); delete it to create new demo credentials."
+            ) from None
+        if not isinstance(saved, dict):
+            raise CommandError(f"{path} does not contain a JSON object; delete it to create new demo credentials.")
 
         with transaction.atomic():
             staff_password = self._ensure_user(STAFF_EMAIL, saved.get("staff_password"), is_staff=True)

@@ -11,10 +11,15 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="API token", help="A label for the token, shown in admin.")
 
     def handle(self, *args, email, name, **options):
+        max_length = ApiToken._meta.get_field("name").max_length
+        if len(name) > max_length:
+            raise CommandError(
+                f"--name is {len(name)} characters long; the maximum is {max_length}. Pass a shorter --name."
+            )
         user = User.objects.filter(email__iexact=email.strip()).first()
         if user is None:
             raise CommandError(f"No user with email {email!r}; create the user first (manage.py createsuperuser).")
         if not user.is_active:
             raise CommandError(f"User {email!r} is inactive; activate it in admin before issuing a token.")
-        _, raw = ApiToken.issue(user=user, name=name[:100])
+        _, raw = ApiToken.issue(user=user, name=name)
         self.stdout.write(raw)
