@@ -50,7 +50,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=150, blank=True)
-    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Indexed because the hourly summary runs select users by zone.
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone], db_index=True)
     email_verified = models.BooleanField(default=False)
     energy_unit = models.CharField(max_length=8, choices=EnergyUnit.choices, default=EnergyUnit.KCAL)
     notify_goal_alerts = models.BooleanField("email goal alerts", default=True)

@@ -136,9 +136,8 @@ def meals_archive_old(*, now=None, older_than=None, batch_size=None, max_batches
             ids = list(candidates.order_by().values_list("id", flat=True)[:batch_size])
             if not ids:
                 break
-            # Filtering the candidates again skips a meal changed since the select. The
-            # queryset update sends no signals on purpose: marking the dates' summaries
-            # stale would recompute them without the archived meals.
+            # Filtering the candidates again skips a meal changed since the select.
+            # Archived meals still count in their daily summaries, so nothing is marked stale.
             archived += candidates.filter(id__in=ids).update(archived=True, archived_at=timezone.now())
         if not _keep_going(heartbeat):
             break

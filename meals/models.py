@@ -51,12 +51,8 @@ class Meal(NutrientTotals):
         indexes = [
             models.Index(fields=["owner", "local_date"], name="meal_owner_date"),
             # Serves the nightly aggregation by local date without touching the table.
-            models.Index(
-                fields=["local_date", "owner"],
-                include=list(NUTRIENTS),
-                condition=models.Q(archived=False),
-                name="meal_date_owner_totals",
-            ),
+            # Archived meals count in summaries too, so the index covers them.
+            models.Index(fields=["local_date", "owner"], include=list(NUTRIENTS), name="meal_date_owner_totals"),
         ]
         constraints = non_negative_constraints("meal", NUTRIENTS)
 

@@ -45,7 +45,7 @@ def goal_reminder_candidates(*, todays, after_user_id, up_to_user_id):
         f"WITH {zones_sql} "
         f"SELECT u.id, z.today, g.id FROM {table(User)} u "
         f"JOIN zones z ON z.time_zone = u.time_zone "
-        f"LEFT JOIN {table(Meal)} m ON m.owner_id = u.id AND m.local_date = z.today AND m.archived = FALSE "
+        f"LEFT JOIN {table(Meal)} m ON m.owner_id = u.id AND m.local_date = z.today "
         f"LEFT JOIN {table(Goal)} g ON g.user_id = u.id AND g.is_active "
         f"WHERE {range_sql} AND u.is_active = TRUE AND u.notify_goal_reminders = TRUE "
         f"GROUP BY u.id, z.today, g.id, g.calories "

@@ -12,13 +12,13 @@ from nutricoach.nutrients import NUTRIENTS
 from summaries import services
 
 # The meal fields a daily summary depends on.
-TRACKED_FIELDS = ("owner_id", "local_date", "archived", *NUTRIENTS)
+# Archived meals still count: a summary is the record of its day, and archiving only
+# moves old meals out of the default lists.
+TRACKED_FIELDS = ("owner_id", "local_date", *NUTRIENTS)
 
 
 def _counted_pair(values):
-    """Return the (user_id, local_date) a meal counts towards, or None when it is archived."""
-    if values["archived"]:
-        return None
+    """Return the (user_id, local_date) a meal counts towards."""
     return (values["owner_id"], values["local_date"])
 
 

@@ -98,7 +98,7 @@ def ended_days_upsert(*, windows, dates, after_user_id, up_to_user_id, computed_
         f"{GOAL_JOIN.format(goal=table(Goal), user='m.owner_id')} "
         # The IN list lets PostgreSQL descend the (local_date, owner) index once per date
         # with the owner range as a bound, instead of scanning whole dates per batch.
-        f"WHERE m.archived = FALSE AND m.local_date IN {dates_sql} "
+        f"WHERE m.local_date IN {dates_sql} "
         f"AND m.owner_id > %s {upper_sql} "
         f"AND m.local_date >= z.first_date AND m.local_date < z.today "
         f"AND u.is_active = TRUE AND (s.id IS NULL OR s.needs_recompute = TRUE) "
@@ -113,7 +113,7 @@ def stale_upsert(*, todays, after_user_id, up_to_user_id, computed_at):
     """Recompute the stale summaries of the user id range whose day has ended.
 
     `todays` is (time_zone, today) per zone. Reading from the summary side also covers
-    dates outside the look-back window and dates whose meals were all archived or moved.
+    dates outside the look-back window and dates whose meals were all moved or deleted.
     """
     zones_sql, zones_params = values_cte("zones", ("time_zone", "today"), todays)
     upper_sql, upper_params = ("AND s.user_id <= %s", [up_to_user_id]) if up_to_user_id is not None else ("", [])
@@ -123,7 +123,7 @@ def stale_upsert(*, todays, after_user_id, up_to_user_id, computed_at):
         f"FROM {table(DailySummary)} s "
         f"JOIN {table(User)} u ON u.id = s.user_id "
         f"JOIN zones z ON z.time_zone = u.time_zone "
-        f"LEFT JOIN {table(Meal)} m ON m.owner_id = s.user_id AND m.local_date = s.local_date AND m.archived = FALSE "
+        f"LEFT JOIN {table(Meal)} m ON m.owner_id = s.user_id AND m.local_date = s.local_date "
         f"{GOAL_JOIN.format(goal=table(Goal), user='s.user_id')} "
         f"WHERE s.needs_recompute = TRUE AND s.local_date < z.today "
         f"AND s.user_id > %s {upper_sql} "
@@ -140,7 +140,7 @@ def one_day_upsert(*, user_id, local_date, computed_at):
         f"{_insert_head()} "
         f"SELECT {_select_aggregates('m', 'u.id', '%s', 'COALESCE(s.revision, 0)')} "
         f"FROM {table(User)} u "
-        f"LEFT JOIN {table(Meal)} m ON m.owner_id = u.id AND m.local_date = %s AND m.archived = FALSE "
+        f"LEFT JOIN {table(Meal)} m ON m.owner_id = u.id AND m.local_date = %s "
         f"LEFT JOIN {table(DailySummary)} s ON s.user_id = u.id AND s.local_date = %s "
         f"{GOAL_JOIN.format(goal=table(Goal), user='u.id')} "
         f"WHERE u.id = %s "

@@ -172,15 +172,16 @@ def test_moving_meal_marks_both_dates(summarised_day):
     assert summary_of(user, date(2026, 11, 9)).meal_count == 1
 
 
-def test_archiving_meal_marks_summary_stale(summarised_day):
+def test_archiving_meal_keeps_summary(summarised_day):
     user, meal = summarised_day
+    before = summary_of(user, NOV_10)
 
     meal.archived = True
     meal.save()
     services.summaries_summarise_ended_days(now=utc(2026, 11, 11, 1, 5))
 
     summary = summary_of(user, NOV_10)
-    assert (summary.meal_count, summary.calories, summary.needs_recompute) == (0, ZERO, False)
+    assert (summary.meal_count, summary.calories, summary.needs_recompute) == (1, before.calories, False)
 
 
 def test_deleting_meal_marks_summary_stale(summarised_day):

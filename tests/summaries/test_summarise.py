@@ -14,10 +14,20 @@ DAY = date(2026, 11, 10)
 AFTER_DAY = utc(2026, 11, 11, 6)
 
 
-def test_summarise_totals_active_meals_of_local_date():
+def test_summarise_counts_archived_meals():
+    user = UserFactory(time_zone="Europe/Berlin")
+    add_meals(user, [utc(2026, 11, 10, 7)], calories=Decimal("400.25"))
+    add_meals(user, [utc(2026, 11, 10, 18)], calories=Decimal("999.00"), archived=True)
+
+    summary = services.summarise(user=user, local_date=DAY, now=AFTER_DAY)
+
+    assert summary.meal_count == 2
+    assert summary.calories == Decimal("1399.25")
+
+
+def test_summarise_totals_meals_of_local_date():
     user = UserFactory(time_zone="Europe/Berlin")
     add_meals(user, [utc(2026, 11, 10, 7), utc(2026, 11, 10, 12)], calories=Decimal("400.25"), protein=Decimal("20.10"))
-    add_meals(user, [utc(2026, 11, 10, 18)], calories=Decimal("999.00"), archived=True)
     add_meals(user, [utc(2026, 11, 10, 23, 30)], calories=Decimal("111.00"))  # 00:30 on 11 November in Berlin
 
     summary = services.summarise(user=user, local_date=DAY, now=AFTER_DAY)
