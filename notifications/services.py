@@ -39,7 +39,7 @@ from notifications.models import Channel, DeliveryStatus, NotificationKind, Noti
 from notifications.periods import OperationsPeriod, operations_key, parse_period_key
 from notifications.rendering import render_notification
 from notifications.selectors import is_operations_alert_recipient, operations_alert_recipients
-from nutricoach.jobs.services import enqueue
+from nutricoach.jobs.services import JobRequest, enqueue, enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +83,31 @@ def notification_enqueue(*, user_id, kind, period_key, data=None, run_at=None):
         SEND_TASK,
         {"user_id": user_id, "kind": kind, "period_key": period_key, "data": data},
         queue=QUEUE,
-        idempotency_key=f"notify:{user_id}:{kind}:{period_key}",
+        idempotency_key=idempotency_key(user_id, kind, period_key),
         run_at=run_at,
     )
+
+
+def notifications_enqueue_many(*, kind, items):
+    """Enqueue `kind` for each (user_id, period_key, data) of `items` with bulk inserts.
+
+    Periods already enqueued are skipped, as notification_enqueue would; return how many
+    jobs are new. Batch jobs use this, because one enqueue per user would cost several
+    queries each. Raise NotificationRequestError, writing nothing, if any item is invalid.
+    """
+    requests = []
+    for user_id, period_key, data in items:
+        _validate_request(kind, period_key, data)
+        requests.append(JobRequest(
+            payload={"user_id": user_id, "kind": kind, "period_key": period_key, "data": data},
+            idempotency_key=idempotency_key(user_id, kind, period_key),
+        ))
+    return enqueue_many(SEND_TASK, requests, queue=QUEUE)
+
+
+def idempotency_key(user_id, kind, period_key):
+    """Return the job key that makes a (user, kind, period) notification unique."""
+    return f"notify:{user_id}:{kind}:{period_key}"
 
 
 def operations_alert_enqueue(*, queue, metric, value, threshold, at=None):
@@ -170,7 +192,7 @@ def notification_resend(*, log_id):
         SEND_TASK,
         {"user_id": log.user_id, "kind": log.kind, "period_key": log.period_key, "data": log.data},
         queue=QUEUE,
-        idempotency_key=f"notify:{log.user_id}:{log.kind}:{log.period_key}:resend:{uuid.uuid4().hex}",
+        idempotency_key=f"{idempotency_key(log.user_id, log.kind, log.period_key)}:resend:{uuid.uuid4().hex}",
     )
     logger.info("notification %s resend enqueued as job %s (was %s)", log.id, result.job.id, previous)
     return result

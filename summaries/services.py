@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from summaries import localtime, notify, selectors, sql
+from notifications.services import notifications_enqueue_many
+from summaries import localtime, selectors, sql
 from summaries.models import DailySummary, Goal, GoalStatus
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _enqueue_goal_alerts(rows):
         for row in deviating
         if row["user_id"] in wanted
     ]
-    return notify.notifications_enqueue_many(kind="goal_alert", items=items)
+    return notifications_enqueue_many(kind="goal_alert", items=items)
 
 
 def summarise(*, user, local_date, now=None):
@@ -255,7 +256,7 @@ def goal_reminders_enqueue(*, now, after_user_id=0, batch_size=None):
         for user_id, day, goal_id in candidates
     ]
     with transaction.atomic():
-        notified = notify.notifications_enqueue_many(kind="goal_reminder", items=items)
+        notified = notifications_enqueue_many(kind="goal_reminder", items=items)
 
     result = BatchResult(
         after_user_id=after_user_id,
@@ -299,7 +300,7 @@ def weekly_reports_enqueue(*, now, after_user_id=0, batch_size=None):
             "week": week, "week_start": monday.isoformat(), "week_end": sunday.isoformat(), "goal_id": goal_id,
         }))
     with transaction.atomic():
-        notified = notify.notifications_enqueue_many(kind="weekly_report", items=items)
+        notified = notifications_enqueue_many(kind="weekly_report", items=items)
 
     result = BatchResult(
         after_user_id=after_user_id,

@@ -123,6 +123,70 @@ def enqueue(
     return EnqueueResult(job, True)
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """One job of a bulk enqueue."""
+
+    payload: dict
+    idempotency_key: str | None = None
+    owner_id: int | None = None
+
+
+# Rows per INSERT statement of a bulk enqueue.
+BULK_INSERT_BATCH_SIZE = 1000
+
+
+def enqueue_many(task, requests, *, queue=None, priority=None, attempts=None, backoff=None):
+    """Write many due jobs of one task with bulk inserts; return how many were new.
+
+    A request whose idempotency key an existing job already has is skipped, as enqueue()
+    would return that job. The queue gets one wake-up per new job, at most one per
+    worker, once the transaction commits. Raise EnqueueError as enqueue() does.
+    """
+    try:
+        spec = registry.get_task(task)
+    except registry.UnknownTaskError as exc:
+        raise EnqueueError(str(exc)) from None
+    queue = queue or spec.queue
+    config = queue_config(queue)
+    attempts = spec.attempts if attempts is None else attempts
+    if attempts < 1:
+        raise EnqueueError(f"attempts must be at least 1, got {attempts}.")
+    backoff = (backoff or spec.backoff).to_dict()
+    requests = list(requests)
+    for request in requests:
+        if not isinstance(request.payload, dict):
+            raise EnqueueError(f"Job payload must be a JSON object, got {type(request.payload).__name__}.")
+
+    keys = [request.idempotency_key for request in requests if request.idempotency_key]
+    existing = set(Job.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    now = timezone.now()
+    jobs = [
+        Job(
+            queue=queue,
+            task=task,
+            owner_id=request.owner_id,
+            payload=request.payload,
+            state=JobState.WAITING,
+            priority=spec.priority if priority is None else priority,
+            max_attempts=attempts,
+            backoff=backoff,
+            run_at=now,
+            idempotency_key=request.idempotency_key,
+            wakeup_sent_at=now,
+        )
+        for request in requests
+        if request.idempotency_key not in existing
+    ]
+    # A concurrent enqueue may write one of the keys after the check above; the unique
+    # key then makes the database skip that row.
+    created = Job.objects.bulk_create(jobs, ignore_conflicts=True, batch_size=BULK_INSERT_BATCH_SIZE)
+    if created:
+        wakeups.push_on_commit(queue, min(len(created), config["workers"]))
+    logger.info("bulk enqueue of %s: %s new jobs of %s requested", task, len(created), len(requests))
+    return len(created)
+
+
 def add_log(job_id, message, *, level="info"):
     JobLog.objects.create(job_id=job_id, message=message, level=level)
 

@@ -384,3 +384,22 @@ def test_upstream_rate_limit_that_never_lifts_dead_letters():
     assert job.dead_lettered_at is not None
     assert job.attempts.filter(outcome="rate_limited").count() == services.MAX_RATE_LIMIT_WAITS
     assert job.attempts_made == services.MAX_RATE_LIMIT_WAITS + 2
+
+
+def test_enqueue_many_skips_existing_keys():
+    services.enqueue("tests.noop", {"n": 0}, idempotency_key="bulk-0")
+    requests = [services.JobRequest({"n": n}, idempotency_key=f"bulk-{n}") for n in range(3)]
+
+    created = services.enqueue_many("tests.noop", requests)
+
+    assert created == 2
+    assert sorted(Job.objects.values_list("idempotency_key", flat=True)) == ["bulk-0", "bulk-1", "bulk-2"]
+    assert run_until_idle("maintenance") == 3
+
+
+def test_enqueue_many_rejects_bad_payload_writing_nothing():
+    requests = [services.JobRequest({"n": 1}), services.JobRequest(["not", "a", "dict"])]
+
+    with pytest.raises(services.EnqueueError, match="must be a JSON object, got list"):
+        services.enqueue_many("tests.noop", requests)
+    assert not Job.objects.exists()

@@ -1,8 +1,7 @@
 import pytest
 
-from notifications.services import notification_enqueue
+from notifications.services import notification_enqueue, notifications_enqueue_many
 from nutricoach.jobs.models import Job
-from summaries import notify
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -11,7 +10,7 @@ pytestmark = pytest.mark.django_db
 def test_bulk_enqueue_matches_single_enqueue():
     user = UserFactory()
 
-    created = notify.notifications_enqueue_many(
+    created = notifications_enqueue_many(
         kind="goal_alert", items=[(user.pk, "2026-11-10", {"local_date": "2026-11-10"})]
     )
     single = notification_enqueue(
@@ -33,7 +32,7 @@ def test_bulk_enqueue_skips_existing_keys():
     user = UserFactory()
     notification_enqueue(user_id=user.pk, kind="goal_reminder", period_key="2026-11-10", data={})
 
-    created = notify.notifications_enqueue_many(
+    created = notifications_enqueue_many(
         kind="goal_reminder", items=[(user.pk, "2026-11-10", {}), (user.pk, "2026-11-11", {})]
     )
 
@@ -42,5 +41,5 @@ def test_bulk_enqueue_skips_existing_keys():
 
 
 def test_bulk_enqueue_of_nothing_writes_nothing():
-    assert notify.notifications_enqueue_many(kind="goal_alert", items=[]) == 0
+    assert notifications_enqueue_many(kind="goal_alert", items=[]) == 0
     assert not Job.objects.exists()
