@@ -216,13 +216,21 @@ def claim_next(queue):
 
     Jobs are taken by priority (highest first), then due time, then id. A paused queue
     gives nothing. When the queue's rate limit is used up, rate-limited jobs stay waiting
-    (spending no attempt) and other jobs of the queue may still run.
+    (spending no attempt) and other jobs of the queue may still run. On PostgreSQL a
+    rate-limited queue serves its jobs outside the limit before the limited ones.
     """
     now = timezone.now()
     config = queue_config(queue)
-    if not config.get("rate_limit") and not settings.DATABASE_IS_SQLITE:
+    if not settings.DATABASE_IS_SQLITE:
+        # Jobs outside the rate limit need no queue lock, so they take the one-statement
+        # claim even on a rate-limited queue.
         lease = now + timedelta(seconds=lease_seconds(queue))
-        return fastpath.claim(queue, now=now, lease_expires_at=lease, worker=worker_name())
+        job = fastpath.claim(
+            queue, now=now, lease_expires_at=lease, worker=worker_name(),
+            include_rate_limited=not config.get("rate_limit"),
+        )
+        if job is not None or not config.get("rate_limit"):
+            return job
     if config.get("rate_limit"):
         _ensure_queue_state(queue)
 
@@ -388,6 +396,8 @@ def _run_dead_letter_hook(job, error):
 
 def set_progress(job, value, message=None):
     value = max(0, min(100, int(value)))
+    if not settings.DATABASE_IS_SQLITE:
+        return fastpath.record_progress(job, value, message, now=timezone.now())
     updated = _current(job).update(progress=value, updated_at=timezone.now())
     if updated and message:
         add_log(job.id, message)
