@@ -1,15 +1,7 @@
 """Jobs the job runtime runs on itself."""
 
-from nutricoach.jobs import alerts, retention
+from nutricoach.jobs import alerts
 from nutricoach.jobs.registry import job_task
-
-
-@job_task("jobs.prune_history", queue="maintenance", attempts=3)
-def prune_history(ctx, scheduled_for=None):
-    """Delete finished jobs and Django-Q2 task rows past their retention."""
-    removed = retention.prune(log=ctx.log)
-    ctx.progress(100)
-    return removed
 
 
 @job_task("jobs.check_queue_alerts", queue="maintenance", attempts=2)

