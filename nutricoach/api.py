@@ -13,7 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer, django_auth
+from ninja.security import HttpBearer, SessionAuth
 
 from accounts.models import ApiToken, hash_token
 
@@ -41,12 +41,25 @@ class BearerToken(HttpBearer):
         return api_token.user
 
 
+class BrowserSession(SessionAuth):
+    """Authenticate logged-in browsers by session cookie, checking their CSRF token.
+
+    A request without a logged-in session gets 401 like any unauthenticated request:
+    Ninja's session check would otherwise fail its CSRF check first and answer 403.
+    """
+
+    def __call__(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
+
+
 api = NinjaAPI(
     title="NutriCoach API",
     version="1.0",
     description="Meal parsing, goals, daily summaries and job status. Authenticate with a bearer token "
     "(`Authorization: Bearer nc_...`) or a browser session with its CSRF token.",
-    auth=[BearerToken(), django_auth],
+    auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
 )
 
@@ -63,9 +76,17 @@ def _field_name(location):
     return ".".join(parts) or "body"
 
 
+def _plain_message(message):
+    # Pydantic prefixes the messages of custom validators with "Value error, ".
+    return message.removeprefix("Value error, ")
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc):
-    details = [{"field": _field_name(error.get("loc", ())), "message": error.get("msg", "invalid")} for error in exc.errors]
+    details = [
+        {"field": _field_name(error.get("loc", ())), "message": _plain_message(error.get("msg", "invalid"))}
+        for error in exc.errors
+    ]
     summary = "; ".join(f"{detail['field']}: {detail['message']}" for detail in details)
     return error_response(request, 422, "invalid_input", f"Invalid input: {summary}", details)
 

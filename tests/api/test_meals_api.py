@@ -204,3 +204,18 @@ def test_unknown_api_path_uses_error_shape(api_client):
 def test_openapi_docs_are_served(client):
     assert client.get("/api/docs").status_code == 200
     assert client.get("/api/openapi.json").json()["info"]["title"] == "NutriCoach API"
+
+
+def test_post_without_credentials_is_401_not_csrf(db):
+    client = Client(enforce_csrf_checks=True)
+
+    response = post_meal(client, {"description": "soup"})
+
+    assert_error_shape(response, 401, "not_authenticated")
+
+
+def test_validation_message_has_no_library_prefix(api_client):
+    response = post_meal(api_client, {"description": "   "})
+
+    message = response.json()["error"]["details"][0]["message"]
+    assert message == "description must not be empty or only whitespace"

@@ -126,10 +126,10 @@ def test_evaluate_meals_timeout_marks_unfinished(evaluator, live_server, tmp_pat
     assert "1 parse jobs did not finish within 0.5 s; are the workers running?" in err
 
 
-def test_evaluate_meals_skips_absent_file(evaluator, tmp_path):
-    out, _ = run_command(tmp_path / "absent.csv")
+def test_evaluate_meals_rejects_absent_file(evaluator, tmp_path):
+    with pytest.raises(CommandError, match="absent.csv not found; pass the path of a CSV"):
+        run_command(tmp_path / "absent.csv")
 
-    assert out == f"Skipped: {tmp_path / 'absent.csv'} not found, so there are no meals to evaluate.\n"
     assert not ApiToken.objects.exists()
 
 

@@ -105,8 +105,7 @@ class Command(BaseCommand):
         if timeout <= 0:
             raise CommandError(f"--timeout must be more than 0 seconds, got {timeout:g}.")
         if not csv.exists():
-            self.stdout.write(f"Skipped: {csv} not found, so there are no meals to evaluate.")
-            return
+            raise CommandError(f"{csv} not found; pass the path of a CSV with meal_description, carb_g and energy_kcal.")
         try:
             references = read_reference_csv(csv, limit=limit)
         except ReferenceFileError as exc:

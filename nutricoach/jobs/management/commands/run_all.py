@@ -26,10 +26,18 @@ class Command(BaseCommand):
             processes[f"cluster {queue}"] = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         processes["dispatcher"] = subprocess.Popen([*manage, "run_dispatcher"], start_new_session=True)
         if not no_web:
-            processes["web"] = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], start_new_session=True)
+            # --insecure serves static files (admin, API docs) with DEBUG off, as a
+            # development server should.
+            processes["web"] = subprocess.Popen(
+                [*manage, "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"], start_new_session=True
+            )
             self.stdout.write(f"Web server on http://127.0.0.1:{port}/ (admin /admin/, API docs /api/docs)")
-        self.stdout.write("Queues: " + ", ".join(settings.JOB_QUEUES) + ". Press Ctrl-C to stop.")
+        self.stdout.write(
+            "Started a Django-Q2 cluster for each queue (" + ", ".join(settings.JOB_QUEUES) + ") and the dispatcher. "
+            "Press Ctrl-C to stop."
+        )
 
+        failed = []
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -38,6 +46,7 @@ class Command(BaseCommand):
                 for name, process in processes.items():
                     if process.poll() is not None:
                         self.stderr.write(f"{name} exited with status {process.returncode}; stopping the rest.")
+                        failed.append(name)
                         stopping.append(True)
                         break
                 time.sleep(0.5)
@@ -53,3 +62,5 @@ class Command(BaseCommand):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
+        if failed:
+            raise SystemExit(1)
