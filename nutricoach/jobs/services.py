@@ -154,6 +154,8 @@ def enqueue_many(task, requests, *, queue=None, priority=None, attempts=None, ba
         raise EnqueueError(f"attempts must be at least 1, got {attempts}.")
     backoff = (backoff or spec.backoff).to_dict()
     requests = list(requests)
+    if not requests:
+        return 0
     for request in requests:
         if not isinstance(request.payload, dict):
             raise EnqueueError(f"Job payload must be a JSON object, got {type(request.payload).__name__}.")
