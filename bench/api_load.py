@@ -31,20 +31,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, percentile, recreate_database, start_redis  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nc_bench_api"
 CONNECTIONS = 16
 DESCRIPTION = "2 scrambled eggs, a slice of whole wheat toast with butter and a cup of orange juice"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 # ---------------------------------------------------------------- load generator process
@@ -128,13 +125,6 @@ def loadgen(port, token, seconds):
 # ---------------------------------------------------------------- orchestration
 
 
-def recreate_database(url):
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def wait_for_port(port, timeout=30):
@@ -164,13 +154,8 @@ def run_backend(backend, seconds):
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     if backend == "postgres":
         recreate_database(database_url)
-        redis_port = free_port()
-        redis_server = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL,
-        )
-        env.update(DATABASE_URL=database_url, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+        redis_server, redis_url = start_redis(workdir)
+        env.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
 
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)

@@ -33,6 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, percentile, recreate_database, start_redis  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nc_bench_e2e"
 BUILT_IN = [
     "2 scrambled eggs, a slice of whole wheat toast and a cup of orange juice",
@@ -44,15 +48,8 @@ BUILT_IN = [
 ]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def process_tree(pid):
@@ -106,13 +103,8 @@ class Stack:
     def start(self):
         if self.backend == "postgres":
             recreate_database(self.database_url)
-            redis_port = free_port()
-            self.redis = subprocess.Popen(
-                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.workdir)],
-                stdout=subprocess.DEVNULL,
-            )
-            self.env.update(DATABASE_URL=self.database_url, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+            self.redis, redis_url = start_redis(self.workdir)
+            self.env.update(DATABASE_URL=self.database_url, REDIS_URL=redis_url)
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
         subprocess.run([*manage, "createcachetable"], cwd=ROOT, env=self.env, check=True)
@@ -171,13 +163,6 @@ class Stack:
             recreate_database(self.database_url)
 
 
-def recreate_database(url):
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def post_meal(port, token, description):

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,14 +30,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile, recreate_database, start_redis  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nc_bench_jobs"
 WORKERS = 2
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout, interval=0.02):
@@ -50,10 +49,6 @@ def wait_until(predicate, timeout, interval=0.02):
     raise TimeoutError("benchmark condition not reached in time")
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # ---------------------------------------------------------------- scenario processes
@@ -141,10 +136,10 @@ def run_tracked(jobs, latency_jobs, rate, log):
 
 def run_q2_saved(jobs, log):
     setup_django()
+    from django.utils import timezone
     from django_q.brokers import get_broker
     from django_q.models import Success
     from django_q.tasks import async_task
-    from django.utils import timezone
 
     Success.objects.all().delete()
     broker = get_broker("maintenance")
@@ -187,14 +182,6 @@ def run_celery(jobs, log):
 # ---------------------------------------------------------------- orchestration
 
 
-def recreate_database(url):
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def main():
@@ -221,13 +208,7 @@ def main():
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     recreate_database(database_url)
     workdir = Path(tempfile.mkdtemp(prefix="nc-bench-"))
-    port = free_port()
-    redis_server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{port}/0"
+    redis_server, redis_url = start_redis(workdir)
     base_env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -29,7 +29,12 @@ def main() -> int:
         print(f"skipped: {path} not found")
         return 0
 
-    from meals.evaluation import EvaluatedMeal, format_summary, read_reference_csv, summarize
+    from meals.evaluation import (
+        EvaluatedMeal,
+        format_summary,
+        read_reference_csv,
+        summarize,
+    )
     from meals.parsing.local import LocalParser
     from nutricoach.jobs.errors import JobError
 

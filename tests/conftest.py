@@ -1,7 +1,10 @@
+import shutil
+
 import pytest
 from django.test import Client
 
 from tests.factories import ApiTokenFactory, UserFactory
+from tests.processes import PrivateRedis
 
 pytest_plugins = ["tests.fakes.openai_server"]
 
@@ -39,3 +42,30 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def processes(request):
+    """Collect started processes and kill each one after the test.
+
+    When the test fails, the end of every process log is printed.
+    """
+    started = []
+    yield started
+    for process in started:
+        process.kill()
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        for process in started:
+            print(f"----- {process.log_path.name} -----\n{process.output()[-5000:]}")
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own on a free loopback port."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

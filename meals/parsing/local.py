@@ -43,7 +43,6 @@ from .quantities import (
     VAGUE_WORDS,
     VOLUME_UNITS,
     Amount,
-    find_trailing_amount,
     normalize_amounts,
     read_amount,
     tokenize_words,

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from meals.models import FoodItem, Meal, ParseStatus
+from meals.models import FoodItem, ParseStatus
 from meals.services import meal_create_for_parsing
 from nutricoach.jobs.models import ErrorKind, Job, JobAttempt, JobState
 from nutricoach.jobs.runner import run_until_idle

@@ -1,7 +1,6 @@
 """The job runtime with real Django-Q2 clusters and dispatchers in subprocesses."""
 
 import os
-import shutil
 import signal
 import time
 from datetime import timedelta
@@ -11,21 +10,9 @@ from django.conf import settings
 
 from nutricoach.jobs import services
 from nutricoach.jobs.models import Job, JobAttempt, JobState
-from tests.processes import PrivateRedis, start_cluster, start_dispatcher, wait_for
+from tests.processes import start_cluster, start_dispatcher, wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def processes(request):
-    started = []
-    yield started
-    for process in started:
-        process.kill()
-    report = getattr(request.node, "rep_call", None)
-    if report is None or report.failed:
-        for process in started:
-            print(f"----- {process.log_path.name} -----\n{process.output()[-5000:]}")
 
 
 def states(jobs):
@@ -125,16 +112,6 @@ def test_orm_broker_redelivery_never_runs_a_job_twice(processes, tmp_path):
         assert len(lines(tmp_path / f"start-{job.pk}")) == 1
         assert len(lines(tmp_path / f"done-{job.pk}")) == 1
     assert all(job.attempts_made == 1 for job in Job.objects.filter(pk__in=[job.pk for job in jobs]))
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.redis
