@@ -127,4 +127,5 @@ def on_unexpected_error(request, exc):
 
 api.add_router("/meals", "meals.api.router")
 api.add_router("/jobs", "nutricoach.jobs.api.router")
+api.add_router("/queues", "nutricoach.jobs.api.queues_router")
 api.add_router("/", "summaries.api.router")

@@ -260,3 +260,31 @@ class QueueOverviewAdmin(admin.ModelAdmin):
 @admin.register(DispatcherHeartbeat)
 class DispatcherHeartbeatAdmin(admin.ModelAdmin):
     list_display = ["name", "beat_at"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the job runtime writes; staff look at them but never edit them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobAttempt)
+class JobAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["job", "number", "queue", "worker", "started_at", "finished_at", "outcome"]
+    list_filter = ["queue", "outcome", "rate_limited"]
+    search_fields = ["=job__id", "worker"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(JobLog)
+class JobLogAdmin(ReadOnlyAdmin):
+    list_display = ["job", "created_at", "level", "message"]
+    list_filter = ["level"]
+    search_fields = ["=job__id", "message"]

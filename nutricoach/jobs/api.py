@@ -1,8 +1,10 @@
+from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
 from django.http import Http404
 from ninja import Router, Schema
+from ninja.errors import HttpError
 
 from nutricoach.jobs import selectors
 
@@ -62,3 +64,28 @@ def get_job(request, job_id: UUID):
     if job is None:
         raise Http404(f"No job {job_id} for this account.")
     return job_status(job)
+
+
+queues_router = Router(tags=["queues"])
+
+
+class QueueMetricsOut(Schema):
+    name: str
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    dead_lettered: int
+    delayed: int
+    cancelled: int
+    paused: bool
+    total: int
+    oldest_waiting_age_seconds: float | None
+
+
+@queues_router.get("", response=list[QueueMetricsOut], summary="Queue metrics (staff)")
+def list_queue_metrics(request):
+    """Return the job counts of every queue; staff only."""
+    if not request.auth.is_staff:
+        raise HttpError(403, "Queue metrics are for staff accounts.")
+    return [asdict(metrics) for metrics in selectors.queue_metrics()]

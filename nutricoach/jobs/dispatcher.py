@@ -12,12 +12,14 @@ import time
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from nutricoach.jobs import services
+from nutricoach.jobs import selectors, services
 from nutricoach.jobs.models import DispatcherHeartbeat
 
 logger = logging.getLogger(__name__)
 
 NAME = f"{socket.gethostname()}:{os.getpid()}"
+# Seconds between the queue metrics lines in the dispatcher's log.
+METRICS_LOG_INTERVAL = 60
 
 
 def run_pass():
@@ -32,13 +34,28 @@ def run_pass():
     return {"promoted": promoted, "stalled": stalled, "woken": woken}
 
 
+def log_queue_metrics():
+    """Log one line per queue with its counts, for log-based monitoring."""
+    for metrics in selectors.queue_metrics():
+        logger.info(
+            "queue %s: %s waiting, %s active, %s delayed, %s dead letters, oldest waiting %s s%s",
+            metrics.name, metrics.waiting, metrics.active, metrics.delayed, metrics.dead_lettered,
+            "-" if metrics.oldest_waiting_age_seconds is None else round(metrics.oldest_waiting_age_seconds),
+            " (paused)" if metrics.paused else "",
+        )
+
+
 def run_forever(*, interval=0.5, stop=lambda: False):
     logger.info("dispatcher %s started, pass every %.1fs", NAME, interval)
     failures = 0
+    metrics_logged = 0.0
     while not stop():
         started = time.monotonic()
         try:
             run_pass()
+            if started - metrics_logged >= METRICS_LOG_INTERVAL:
+                log_queue_metrics()
+                metrics_logged = started
             if failures:
                 logger.info("dispatcher %s recovered after %s failed passes", NAME, failures)
             failures = 0

@@ -5,7 +5,9 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
+from nutricoach.jobs import services
 from nutricoach.jobs.models import Job, JobAttempt, JobLog, JobState, QueueState
+from nutricoach.jobs.runner import run_until_idle
 from tests.dashboard.conftest import grant, logged_in_client
 from tests.factories import JobFactory, UserFactory
 
@@ -494,3 +496,19 @@ def test_staff_with_view_permission_only_sees_overview(db):
     response = logged_in_client(staff).get(reverse(OVERVIEW))
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/jobs/jobattempt/", "/admin/jobs/joblog/", "/admin/maintenance/maintenancelock/"]
+)
+def test_runtime_rows_listed_read_only(superuser, path):
+    client = logged_in_client(superuser)
+    job = services.enqueue("tests.noop").job
+    run_until_idle("maintenance")
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.context["has_add_permission"] is False
+    if path.endswith("jobattempt/"):
+        assert str(job.pk).encode() in response.content

@@ -403,3 +403,32 @@ def test_enqueue_many_rejects_bad_payload_writing_nothing():
     with pytest.raises(services.EnqueueError, match="must be a JSON object, got list"):
         services.enqueue_many("tests.noop", requests)
     assert not Job.objects.exists()
+
+
+def test_queue_metrics_api_is_for_staff(client):
+    from tests.factories import ApiTokenFactory
+
+    staff_token = ApiTokenFactory(user=UserFactory(is_staff=True))
+    user_token = ApiTokenFactory()
+    services.enqueue("tests.noop")
+    services.enqueue("tests.noop", run_at=timezone.now() + timedelta(minutes=5))
+
+    response = client.get("/api/queues", HTTP_AUTHORIZATION=f"Bearer {staff_token.raw}")
+    denied = client.get("/api/queues", HTTP_AUTHORIZATION=f"Bearer {user_token.raw}")
+
+    assert response.status_code == 200
+    maintenance = next(row for row in response.json() if row["name"] == "maintenance")
+    assert (maintenance["waiting"], maintenance["delayed"], maintenance["total"]) == (1, 1, 2)
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "forbidden"
+
+
+def test_dispatcher_logs_queue_metrics(caplog):
+    from nutricoach.jobs import dispatcher
+
+    services.enqueue("tests.noop")
+
+    with caplog.at_level(logging.INFO, logger="nutricoach.jobs.dispatcher"):
+        dispatcher.log_queue_metrics()
+
+    assert "queue maintenance: 1 waiting, 0 active, 0 delayed, 0 dead letters, oldest waiting 0 s" in caplog.text
