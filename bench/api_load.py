@@ -106,7 +106,7 @@ def loadgen(port, token, seconds):
         for _ in range(100):
             status, data = request(connection, "POST", path, token, json.dumps({"description": DESCRIPTION}))
             if status != 202:
-                raise SystemExit(f"seeding {path} answered {status}: {data[:300]!r}")
+                raise SystemExit(f"seeding {path} returned HTTP {status}: {data[:300]!r}")
             ids.append(json.loads(data)["job_id"])
         seeds[prefix] = ids
     scenarios = [

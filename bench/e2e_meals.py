@@ -105,6 +105,7 @@ class Stack:
             recreate_database(self.database_url)
             self.redis, redis_url = start_redis(self.workdir)
             self.env.update(DATABASE_URL=self.database_url, REDIS_URL=redis_url)
+
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
         subprocess.run([*manage, "createcachetable"], cwd=ROOT, env=self.env, check=True)
@@ -117,6 +118,7 @@ class Stack:
             [*manage, "create_api_token", "e2e@example.com"], cwd=ROOT, env=self.env, check=True,
             capture_output=True, text=True,
         ).stdout.strip()
+
         self.port = free_port()
         log = open(self.workdir / "processes.log", "ab")
         common = {"cwd": ROOT, "stdout": log, "stderr": subprocess.STDOUT, "start_new_session": True}
@@ -126,6 +128,7 @@ class Stack:
         self.processes["cluster meal-processing (2 workers)"] = subprocess.Popen(
             [*manage, "qcluster"], env={**self.env, "Q_CLUSTER_NAME": "meal-processing"}, **common)
         self.processes["dispatcher"] = subprocess.Popen([*manage, "run_dispatcher"], env=self.env, **common)
+
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
