@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from django.utils.dateparse import parse_date, parse_datetime
 
 EXAMPLE = "2026-12-04T12:30:00+01:00"
+# Earlier times are typing mistakes, and times near year 1 overflow in zone conversions.
+EARLIEST_YEAR = 1900
 
 
 class TimeInputError(ValueError):
@@ -31,6 +33,8 @@ def parse_client_datetime(value, zone, *, field="eaten_at"):
         parsed = None
     if parsed is None:
         raise TimeInputError(f"{field} {value!r} is not an ISO 8601 datetime; send one such as {EXAMPLE}.")
+    if parsed.year < EARLIEST_YEAR:
+        raise TimeInputError(f"{field} {value!r} is before {EARLIEST_YEAR}; send when the meal was eaten.")
     if parsed.tzinfo is not None:
         return parsed
 

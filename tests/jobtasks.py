@@ -79,3 +79,8 @@ def throttled(ctx, limited_times):
     if previous < limited_times:
         raise RateLimitedError("upstream answered 429", retry_after=0)
     return {"attempt": ctx.attempt}
+
+
+@job_task("tests.nan_result", queue="maintenance", attempts=3)
+def nan_result(ctx):
+    return {"ratio": float("nan")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import re
 import time
 
@@ -206,9 +207,11 @@ def parse_retry_after(headers) -> float | None:
     milliseconds = headers.get("retry-after-ms")
     if milliseconds is not None:
         try:
-            return max(float(milliseconds) / 1000, 0.0)
+            seconds = float(milliseconds) / 1000
         except ValueError:
-            pass
+            seconds = None
+        if seconds is not None and math.isfinite(seconds):
+            return max(seconds, 0.0)
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -219,7 +222,7 @@ def parse_retry_after(headers) -> float | None:
         if parsed is None:
             return None
         seconds = email.utils.mktime_tz(parsed) - time.time()
-    if seconds != seconds or seconds == float("inf"):
+    if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
 

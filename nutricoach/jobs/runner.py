@@ -55,7 +55,7 @@ def run_job(job):
             raise TerminalError(f"payload does not match the handler of {job.task}: {exc}") from exc
         result = spec.func(context, **job.payload)
         try:
-            json.dumps(result)
+            json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TerminalError(f"{job.task} returned a result that is not JSON: {exc}") from exc
     except TerminalError as exc:

@@ -1,6 +1,7 @@
 """Writes on jobs: enqueue, claim, finish, retry, dead-letter, replay, cancel, pause."""
 
 import logging
+import math
 import os
 import socket
 import uuid
@@ -159,6 +160,16 @@ def enqueue_many(task, requests, *, queue=None, priority=None, attempts=None, ba
     for request in requests:
         if not isinstance(request.payload, dict):
             raise EnqueueError(f"Job payload must be a JSON object, got {type(request.payload).__name__}.")
+
+    # A key given twice in one call makes one job, as two enqueue() calls would.
+    unique, seen = [], set()
+    for request in requests:
+        if request.idempotency_key:
+            if request.idempotency_key in seen:
+                continue
+            seen.add(request.idempotency_key)
+        unique.append(request)
+    requests = unique
 
     keys = [request.idempotency_key for request in requests if request.idempotency_key]
     existing = set(Job.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
@@ -321,22 +332,30 @@ def _complete_with_orm(job, result, *, now):
     return updated
 
 
+# The longest wait an error may ask for before the next attempt; a longer Retry-After
+# would park the job for good.
+MAX_RETRY_AFTER_SECONDS = 3600
 # An upstream rate limit gives the job an extra attempt at most this many times, so a
 # limit that never lifts still ends in a dead letter.
 MAX_RATE_LIMIT_WAITS = 10
 RATE_LIMITED_OUTCOME = "rate_limited"
 
 
-def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None, rate_limited=False):
+def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None, rate_limited=False, expired_before=None):
     """Record a failed attempt: schedule the next one, or dead-letter the job.
 
     A terminal error, or the last allowed attempt, dead-letters the job with its payload
     and error kept for replay. An upstream rate limit (`rate_limited`) does not spend an
-    attempt: the job gets one more, up to MAX_RATE_LIMIT_WAITS times. Return the new
-    state, or None if the lease was lost.
+    attempt: the job gets one more, up to MAX_RATE_LIMIT_WAITS times. A `retry_after`
+    that is not a finite number is ignored, and one above MAX_RETRY_AFTER_SECONDS is
+    cut to it. With `expired_before`, the failure is recorded only if the lease expired
+    before that time, so a worker that just extended its lease keeps its job. Return the
+    new state, or None if the lease was lost.
     """
     now = now or timezone.now()
     error = str(error)[:10_000] or kind
+    if retry_after is not None:
+        retry_after = min(retry_after, MAX_RETRY_AFTER_SECONDS) if math.isfinite(retry_after) else None
     outcome = kind
     extra = {}
     if rate_limited and kind == ErrorKind.RETRYABLE:
@@ -355,10 +374,11 @@ def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None, rate_li
     else:
         changes = {"state": JobState.FAILED, "finished_at": now, "dead_lettered_at": now}
 
+    rows = _current(job)
+    if expired_before is not None:
+        rows = rows.filter(lease_expires_at__lt=expired_before)
     with transaction.atomic():
-        updated = _current(job).update(
-            error=error, error_kind=kind, lease_expires_at=None, updated_at=now, **changes, **extra
-        )
+        updated = rows.update(error=error, error_kind=kind, lease_expires_at=None, updated_at=now, **changes, **extra)
         if updated:
             _close_attempt(job, outcome, error, now=now)
             add_log(job.id, f"attempt {job.attempts_made} failed ({kind}): {error[:500]}", level="error")
@@ -422,7 +442,10 @@ def recover_stalled(*, limit=500):
             "job stalled id=%s queue=%s task=%s attempt=%s worker=%s", job.id, job.queue, job.task,
             job.attempts_made, job.worker,
         )
-        fail(job, error=f"lease expired: worker {job.worker} stopped responding", kind=ErrorKind.STALLED, now=now)
+        fail(
+            job, error=f"lease expired: worker {job.worker} stopped responding", kind=ErrorKind.STALLED, now=now,
+            expired_before=now,
+        )
     return len(stalled)
 
 

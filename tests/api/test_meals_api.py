@@ -219,3 +219,12 @@ def test_validation_message_has_no_library_prefix(api_client):
 
     message = response.json()["error"]["details"][0]["message"]
     assert message == "description must not be empty or only whitespace"
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:30:00", "0001-01-01T00:30:00+01:00", "1899-12-31T12:00:00Z"])
+def test_parse_rejects_eaten_at_before_1900(api_client, value):
+    response = post_meal(api_client, {"description": "soup", "eaten_at": value})
+
+    error = assert_error_shape(response, 422, "invalid_input")
+    assert "is before 1900" in error["message"]
+    assert not Meal.objects.exists()

@@ -432,3 +432,44 @@ def test_dispatcher_logs_queue_metrics(caplog):
         dispatcher.log_queue_metrics()
 
     assert "queue maintenance: 1 waiting, 0 active, 0 delayed, 0 dead letters, oldest waiting 0 s" in caplog.text
+
+
+def test_stall_recovery_spares_extended_lease():
+    job = services.enqueue("tests.noop").job
+    claimed = services.claim_next("maintenance")
+    services.extend_lease(claimed, 60)
+
+    state = services.fail(claimed, error="lease expired", kind=ErrorKind.STALLED, expired_before=timezone.now())
+
+    assert state is None
+    assert Job.objects.get(pk=job.pk).state == JobState.ACTIVE
+
+
+def test_result_with_nan_is_terminal():
+    job = services.enqueue("tests.nan_result").job
+
+    run_until_idle("maintenance")
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "returned a result that is not JSON" in job.error
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(float("inf"), 2.0), (float("nan"), 2.0), (1e12, 3600.0)])
+def test_retry_after_is_bounded(retry_after, expected):
+    job = services.enqueue("tests.flaky", {"fail_times": 1}, backoff=Backoff.fixed(2.0)).job
+    claimed = services.claim_next("maintenance")
+    before = timezone.now()
+
+    services.fail(claimed, error="upstream busy", kind=ErrorKind.RETRYABLE, retry_after=retry_after, now=before)
+
+    job.refresh_from_db()
+    assert job.state == JobState.DELAYED
+    assert (job.run_at - before).total_seconds() == expected
+
+
+def test_enqueue_many_counts_repeated_key_once():
+    requests = [services.JobRequest({"n": 1}, idempotency_key="dup"), services.JobRequest({"n": 2}, idempotency_key="dup")]
+
+    assert services.enqueue_many("tests.noop", requests) == 1
+    assert Job.objects.count() == 1
