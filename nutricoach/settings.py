@@ -239,12 +239,18 @@ Q_CLUSTER = {
     "ALT_CLUSTERS": {},
 }
 for _queue_name, _queue in JOB_QUEUES.items():
+    # One Q2 task (a wake-up) runs several jobs in turn, and Q2's timeout covers the whole
+    # task. A wake-up therefore claims new jobs only during its first `claim_window`
+    # seconds, and Q2 allows it the job timeout on top, so every job it starts gets the
+    # full job timeout.
+    _queue.setdefault("claim_window", max(1, min(_queue["timeout"] // 4, 30)))
+    _wakeup_timeout = _queue["timeout"] + _queue["claim_window"]
     Q_CLUSTER["ALT_CLUSTERS"][_queue_name] = {
         "workers": _queue["workers"],
-        "timeout": _queue["timeout"],
+        "timeout": _wakeup_timeout,
         # Q2 redelivers an unacknowledged ORM task after `retry` seconds; it must exceed
         # the timeout plus the wait of a task pulled ahead (one task per worker here).
-        "retry": env.int(f"{_queue_name.upper().replace('-', '_')}_RETRY", default=2 * _queue["timeout"] + 60),
+        "retry": env.int(f"{_queue_name.upper().replace('-', '_')}_RETRY", default=2 * _wakeup_timeout + 60),
         "queue_limit": _queue["workers"],
         "scheduler": _queue_name == JOB_SCHEDULER_QUEUE,
     }

@@ -17,10 +17,6 @@ logger = logging.getLogger(__name__)
 # Past this many it hands over to a fresh wake-up, so a long backlog cannot pin a worker
 # past the cluster timeout.
 MAX_JOBS_PER_WAKEUP = 50
-# Django-Q2 kills a wake-up that runs longer than the queue timeout, together with the job
-# it is running, which then stalls. So a wake-up claims no further job once this share of
-# the timeout has passed: each job it starts has at least half the timeout left.
-WAKEUP_CLAIM_FRACTION = 0.5
 
 
 class JobContext:
@@ -77,7 +73,9 @@ def run_job(job):
 def wake(queue):
     """Claim and run due jobs of `queue` until none is left; return how many ran."""
     started = time.monotonic()
-    claim_seconds = services.queue_config(queue)["timeout"] * WAKEUP_CLAIM_FRACTION
+    # Django-Q2 allows a wake-up the job timeout plus the claim window (see settings),
+    # so only jobs claimed within the window are sure of their full timeout.
+    claim_seconds = services.queue_config(queue).get("claim_window", 0)
     ran = 0
     while ran < MAX_JOBS_PER_WAKEUP and (ran == 0 or time.monotonic() - started < claim_seconds):
         try:

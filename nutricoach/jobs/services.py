@@ -46,8 +46,11 @@ def queue_config(queue):
 
 
 def lease_seconds(queue):
-    # The grace period lets Django-Q2 kill a hung worker before its job is declared stalled.
-    return queue_config(queue)["timeout"] + settings.JOB_LEASE_GRACE_SECONDS
+    # A job may be claimed at the end of its wake-up's claim window and run the full job
+    # timeout after it; the grace period lets Django-Q2 kill a hung worker before the job
+    # is declared stalled, so a job never runs in two workers at once.
+    config = queue_config(queue)
+    return config["timeout"] + config.get("claim_window", 0) + settings.JOB_LEASE_GRACE_SECONDS
 
 
 def enqueue(
