@@ -27,6 +27,7 @@ def run_pass():
     promoted = services.promote_due_delayed()
     stalled = services.recover_stalled()
     woken = services.resend_lost_wakeups()
+    services.run_missed_dead_letter_hooks()
     DispatcherHeartbeat.objects.update_or_create(name=NAME, defaults={"beat_at": timezone.now()})
     if promoted or stalled or woken:
         logger.info("dispatcher pass: %s delayed jobs due, %s stalled, queues re-woken: %s",

@@ -57,6 +57,9 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    dead_letter_hook_ran_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the task's on_dead_letter hook ran for this dead letter."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -36,8 +36,11 @@ def job_task(
 ):
     """Register a function as the handler of task `name`; it is called as func(ctx, **payload).
 
-    `on_dead_letter(job, error)` runs once when the job is dead-lettered, whichever way:
-    a terminal error, the last attempt failing, or the last attempt's worker dying.
+    `on_dead_letter(job, error)` runs when the job is dead-lettered, whichever way: a
+    terminal error, the last attempt failing, or the last attempt's worker dying. It
+    runs at least once, not exactly once: the dispatcher runs it again for a dead
+    letter whose process died before recording that the hook ran, so it must be
+    idempotent.
     """
     if queue not in settings.JOB_QUEUES:
         raise ValueError(f"Task {name!r} names queue {queue!r}, which is not in settings.JOB_QUEUES.")

@@ -407,16 +407,38 @@ def fail(job, *, error, kind, retry_after=None, duration_ms=0, now=None, rate_li
 
 
 def _run_dead_letter_hook(job, error):
+    """Run the task's on_dead_letter hook, then record that it ran, even when it raised.
+
+    A hook that raises is logged and not retried, so a broken hook cannot loop.
+    """
     try:
         hook = registry.get_task(job.task).on_dead_letter
     except registry.UnknownTaskError:
-        return
-    if hook is None:
-        return
-    try:
-        hook(job, error)
-    except Exception:
-        logger.exception("dead-letter hook of job %s (%s) failed", job.id, job.task)
+        hook = None
+    if hook is not None:
+        try:
+            hook(job, error)
+        except Exception:
+            logger.exception("dead-letter hook of job %s (%s) failed", job.id, job.task)
+    Job.objects.filter(id=job.id, dead_letter_hook_ran_at__isnull=True).update(dead_letter_hook_ran_at=timezone.now())
+
+
+def run_missed_dead_letter_hooks(*, older_than_seconds=60, limit=100):
+    """Run the hooks of dead letters whose process died before it ran them; return how many.
+
+    Hooks are idempotent (they record a failure on the job's subject), so a hook that
+    ran but whose mark was lost runs again harmlessly.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    missed = list(
+        Job.objects.filter(
+            state=JobState.FAILED, dead_lettered_at__lt=cutoff, dead_letter_hook_ran_at__isnull=True
+        ).order_by("dead_lettered_at")[:limit]
+    )
+    for job in missed:
+        logger.warning("running the missed dead-letter hook of job %s (%s)", job.id, job.task)
+        _run_dead_letter_hook(job, job.error)
+    return len(missed)
 
 
 def set_progress(job, value, message=None):
@@ -511,6 +533,7 @@ def replay(job, *, note=""):
         max_attempts=job.attempts_made + 1,
         run_at=now,
         dead_lettered_at=None,
+        dead_letter_hook_ran_at=None,
         finished_at=None,
         progress=0,
         wakeup_sent_at=now,

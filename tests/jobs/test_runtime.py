@@ -473,3 +473,20 @@ def test_enqueue_many_counts_repeated_key_once():
 
     assert services.enqueue_many("tests.noop", requests) == 1
     assert Job.objects.count() == 1
+
+
+def test_missed_dead_letter_hook_runs_from_dispatcher():
+    jobtasks.dead_letters.clear()
+    job = services.enqueue("tests.doomed").job
+    run_until_idle("maintenance")
+    jobtasks.dead_letters.clear()
+    # As if the worker died between dead-lettering the job and running its hook.
+    Job.objects.filter(pk=job.pk).update(
+        dead_letter_hook_ran_at=None, dead_lettered_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    assert services.run_missed_dead_letter_hooks() == 1
+    assert services.run_missed_dead_letter_hooks() == 0
+
+    assert jobtasks.dead_letters == [(str(job.pk), "doomed from the start")]
+    assert Job.objects.get(pk=job.pk).dead_letter_hook_ran_at is not None
