@@ -129,9 +129,9 @@ STATIC_ROOT = DATA_DIR / "static"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
-# Email. EMAIL_URL selects SMTP (smtp://, smtp+tls:// for STARTTLS, smtp+ssl:// for
-# implicit TLS; user and password in the URL); the embedded default writes one file per
-# message under the data folder.
+# Email. EMAIL_URL selects SMTP: smtp://, smtp+tls:// for STARTTLS or smtp+ssl:// for
+# implicit TLS, with the user and password in the URL. The embedded default writes one
+# file per message under the data folder.
 EMAIL_URL = env("EMAIL_URL", default="")
 EMAIL_FILE_DIR = DATA_DIR / "mail"
 if EMAIL_URL:
@@ -248,7 +248,7 @@ for _queue_name, _queue in JOB_QUEUES.items():
     Q_CLUSTER["ALT_CLUSTERS"][_queue_name] = {
         "workers": _queue["workers"],
         "timeout": _wakeup_timeout,
-        # Q2 redelivers an unacknowledged ORM task after `retry` seconds; it must exceed
+        # Q2 redelivers an unacknowledged ORM task after `retry` seconds. It must exceed
         # the timeout plus the wait of a task pulled ahead (one task per worker here).
         "retry": env.int(f"{_queue_name.upper().replace('-', '_')}_RETRY", default=2 * _wakeup_timeout + 60),
         "queue_limit": _queue["workers"],
@@ -290,8 +290,8 @@ LOGGING = {
     },
 }
 
-# The covering index on meals only helps PostgreSQL; SQLite builds it without the
-# included columns, which is what this warning says.
+# The covering index on meals only helps PostgreSQL. SQLite builds it without the
+# included columns, which this warning reports.
 SILENCED_SYSTEM_CHECKS = ["models.W040", *env.list("EXTRA_SILENCED_SYSTEM_CHECKS", default=[])]
 
 # Maintenance (the maintenance app): nightly cleanup, archiving and retention.

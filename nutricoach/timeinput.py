@@ -15,7 +15,7 @@ EARLIEST_YEAR = 1900
 
 
 class TimeInputError(ValueError):
-    """A client time string that cannot be used; the message says why and what to send."""
+    """A client time string that cannot be used; the message explains why and what to send."""
 
 
 def parse_client_datetime(value, zone, *, field="eaten_at"):

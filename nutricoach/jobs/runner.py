@@ -20,7 +20,7 @@ MAX_JOBS_PER_WAKEUP = 50
 
 
 class JobContext:
-    """What a handler gets besides its payload: progress, log lines and the lease."""
+    """The handler's view of its job: progress, log lines and the lease."""
 
     def __init__(self, job):
         self.job = job

@@ -46,9 +46,9 @@ def queue_config(queue):
 
 
 def lease_seconds(queue):
-    # A job may be claimed at the end of its wake-up's claim window and run the full job
-    # timeout after it; the grace period lets Django-Q2 kill a hung worker before the job
-    # is declared stalled, so a job never runs in two workers at once.
+    # A job may be claimed at the end of its wake-up's claim window and then run the full
+    # job timeout. The grace period lets Django-Q2 kill a hung worker before the job is
+    # declared stalled, so a job never runs in two workers at once.
     config = queue_config(queue)
     return config["timeout"] + config.get("claim_window", 0) + settings.JOB_LEASE_GRACE_SECONDS
 
@@ -335,8 +335,8 @@ def _complete_with_orm(job, result, *, now):
     return updated
 
 
-# The longest wait an error may ask for before the next attempt; a longer Retry-After
-# would park the job for good.
+# The maximum wait an error may request before the next attempt, because a longer
+# Retry-After would park the job for good.
 MAX_RETRY_AFTER_SECONDS = 3600
 # An upstream rate limit gives the job an extra attempt at most this many times, so a
 # limit that never lifts still ends in a dead letter.
