@@ -259,7 +259,13 @@ class QueueOverviewAdmin(admin.ModelAdmin):
 
 @admin.register(DispatcherHeartbeat)
 class DispatcherHeartbeatAdmin(admin.ModelAdmin):
+    """Each dispatcher writes its own row; a stale row can be deleted once it stopped."""
+
     list_display = ["name", "beat_at"]
+    readonly_fields = ["name", "beat_at"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
