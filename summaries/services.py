@@ -255,20 +255,10 @@ def goal_reminders_enqueue(*, now, after_user_id=0, batch_size=None):
         (user_id, day.isoformat(), {"local_date": day.isoformat(), "goal_id": goal_id})
         for user_id, day, goal_id in candidates
     ]
-    with transaction.atomic():
-        notified = notifications_enqueue_many(kind="goal_reminder", items=items)
-
-    result = BatchResult(
-        after_user_id=after_user_id,
-        up_to_user_id=up_to_user_id,
-        notified=notified,
-        duration_ms=int((time.monotonic() - started) * 1000),
+    return _notify_batch(
+        kind="goal_reminder", items=items, now=now, started=started,
+        after_user_id=after_user_id, up_to_user_id=up_to_user_id,
     )
-    logger.info(
-        "goal reminders at %s for users %s to %s: %d requested, %d ms",
-        now.isoformat(), after_user_id, up_to_user_id or "end", notified, result.duration_ms,
-    )
-    return result
 
 
 def weekly_reports_enqueue(*, now, after_user_id=0, batch_size=None):
@@ -299,8 +289,16 @@ def weekly_reports_enqueue(*, now, after_user_id=0, batch_size=None):
         items.append((user_id, week, {
             "week": week, "week_start": monday.isoformat(), "week_end": sunday.isoformat(), "goal_id": goal_id,
         }))
+    return _notify_batch(
+        kind="weekly_report", items=items, now=now, started=started,
+        after_user_id=after_user_id, up_to_user_id=up_to_user_id,
+    )
+
+
+def _notify_batch(*, kind, items, now, started, after_user_id, up_to_user_id):
+    """Enqueue one batch's notifications of `kind` and return its BatchResult."""
     with transaction.atomic():
-        notified = notifications_enqueue_many(kind="weekly_report", items=items)
+        notified = notifications_enqueue_many(kind=kind, items=items)
 
     result = BatchResult(
         after_user_id=after_user_id,
@@ -309,7 +307,7 @@ def weekly_reports_enqueue(*, now, after_user_id=0, batch_size=None):
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     logger.info(
-        "weekly reports at %s for users %s to %s: %d requested, %d ms",
-        now.isoformat(), after_user_id, up_to_user_id or "end", notified, result.duration_ms,
+        "%s notifications at %s for users %s to %s: %d requested, %d ms",
+        kind, now.isoformat(), after_user_id, up_to_user_id or "end", notified, result.duration_ms,
     )
     return result

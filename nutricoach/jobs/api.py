@@ -1,4 +1,3 @@
-from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
@@ -69,23 +68,9 @@ def get_job(request, job_id: UUID):
 queues_router = Router(tags=["queues"])
 
 
-class QueueMetricsOut(Schema):
-    name: str
-    waiting: int
-    active: int
-    completed: int
-    failed: int
-    dead_lettered: int
-    delayed: int
-    cancelled: int
-    paused: bool
-    total: int
-    oldest_waiting_age_seconds: float | None
-
-
-@queues_router.get("", response=list[QueueMetricsOut], summary="Queue metrics (staff)")
+@queues_router.get("", response=list[selectors.QueueMetrics], summary="Queue metrics (staff)")
 def list_queue_metrics(request):
     """Return the job counts of every queue; staff only."""
     if not request.auth.is_staff:
         raise HttpError(403, "Queue metrics are for staff accounts.")
-    return [asdict(metrics) for metrics in selectors.queue_metrics()]
+    return selectors.queue_metrics()

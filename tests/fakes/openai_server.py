@@ -54,6 +54,31 @@ class RecordedRequest:
         return "\n".join(str(m.get("content", "")) for m in self.messages if m.get("role") == role)
 
 
+# Food items the tests script the fake model to return.
+RICE = {
+    "name": "white rice, cooked",
+    "quantity": 1,
+    "unit": "cup",
+    "grams": 158,
+    "calories": 205,
+    "protein": 4.25,
+    "carbs": 44.5,
+    "fat": 0.44,
+    "fiber": 0.6,
+}
+EGGS = {
+    "name": "egg",
+    "quantity": 2,
+    "unit": "count",
+    "grams": 100,
+    "calories": 143,
+    "protein": 12.6,
+    "carbs": 0.7,
+    "fat": 9.5,
+    "fiber": 0,
+}
+
+
 def error_body(message: str, type: str = "invalid_request_error", code: str | None = None) -> dict:
     """Build an error body in OpenAI's format."""
     return {"error": {"message": message, "type": type, "param": None, "code": code}}

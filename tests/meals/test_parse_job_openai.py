@@ -12,35 +12,12 @@ from meals.parsing.openai import BASE_MAX_COMPLETION_TOKENS
 from nutricoach.jobs.models import ErrorKind, Job, JobLog, JobState
 from nutricoach.jobs.runner import run_until_idle
 from nutricoach.nutrients import NUTRIENTS
-from tests.fakes.openai_server import error_body
+from tests.fakes.openai_server import EGGS, RICE, error_body
 
 pytestmark = pytest.mark.django_db
 
 QUEUE = "meal-processing"
 MODEL = "gpt-test-mini"
-RICE = {
-    "name": "white rice, cooked",
-    "quantity": 1,
-    "unit": "cup",
-    "grams": 158,
-    "calories": 205,
-    "protein": 4.25,
-    "carbs": 44.5,
-    "fat": 0.44,
-    "fiber": 0.6,
-}
-EGGS = {
-    "name": "egg",
-    "quantity": 2,
-    "unit": "count",
-    "grams": 100,
-    "calories": 143,
-    "protein": 12.6,
-    "carbs": 0.7,
-    "fat": 9.5,
-    "fiber": 0,
-}
-
 
 @pytest.fixture
 def openai_settings(settings, openai_server):

@@ -19,32 +19,9 @@ from meals.parsing.openai import (
     parse_retry_after,
 )
 from nutricoach.jobs.errors import RateLimitedError, RetryableError, TerminalError
-from tests.fakes.openai_server import error_body
+from tests.fakes.openai_server import EGGS, RICE, error_body
 
 MODEL = "gpt-test-mini"
-
-RICE = {
-    "name": "white rice, cooked",
-    "quantity": 1,
-    "unit": "cup",
-    "grams": 158,
-    "calories": 205,
-    "protein": 4.25,
-    "carbs": 44.5,
-    "fat": 0.44,
-    "fiber": 0.6,
-}
-EGGS = {
-    "name": "egg",
-    "quantity": 2,
-    "unit": "count",
-    "grams": 100,
-    "calories": 143,
-    "protein": 12.6,
-    "carbs": 0.7,
-    "fat": 9.5,
-    "fiber": 0,
-}
 
 
 def make_parser(server, timeout=5.0):
