@@ -9,5 +9,5 @@ def noop(ctx, **payload):
 
 
 def bare_noop():
-    """A plain Django-Q2 task, for the bare-Q2 baseline."""
+    """Do nothing, as a plain Django-Q2 task for the bare-Q2 baseline."""
     return None

@@ -1,6 +1,6 @@
 """The JSON API root: authentication, routers and the one error shape.
 
-Every error answer, 4xx or 5xx, has the body
+Every error response, 4xx or 5xx, has the body
     {"error": {"code": "...", "message": "...", "details": [...]}}
 where `details` lists {"field", "message"} pairs for invalid input.
 """
@@ -44,8 +44,8 @@ class BearerToken(HttpBearer):
 class BrowserSession(SessionAuth):
     """Authenticate logged-in browsers by session cookie, checking their CSRF token.
 
-    A request without a logged-in session gets 401 like any unauthenticated request:
-    Ninja's session check would otherwise fail its CSRF check first and answer 403.
+    A request without a logged-in session gets 401 like any unauthenticated request,
+    because Ninja's session check would otherwise fail its CSRF check first and return 403.
     """
 
     def __call__(self, request):

@@ -200,10 +200,10 @@ JOB_RETENTION = {
     "completed_per_task": env.int("JOB_RETENTION_COMPLETED_PER_TASK", default=10),
     "failed_days": env.int("JOB_RETENTION_FAILED_DAYS", default=7),
 }
-# Queue health alerts, checked every 5 minutes: staff get an operations_alert when a
-# queue's oldest waiting job is older than `oldest_waiting_seconds`, or when more than
-# `failure_rate` (0 to 1) of the jobs finished in the last `failure_window_minutes` failed,
-# counted only once at least `failure_min_finished` jobs finished in that window.
+# Queue health alerts, checked every 5 minutes. Staff get an operations_alert when a
+# queue's oldest waiting job is older than `oldest_waiting_seconds`. They also get one
+# when more than `failure_rate` (0 to 1) of the jobs finished in the last
+# `failure_window_minutes` failed, once at least `failure_min_finished` jobs finished.
 JOB_ALERTS = {
     "oldest_waiting_seconds": env.int("JOB_ALERT_OLDEST_WAITING_SECONDS", default=300),
     "failure_rate": env.float("JOB_ALERT_FAILURE_RATE", default=0.2),

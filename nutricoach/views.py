@@ -9,7 +9,7 @@ def _error_json(status, code, message):
 
 
 def not_found(request, exception=None):
-    """Answer API paths in the API's error shape and other paths with the HTML page."""
+    """Return the API's error shape for API paths and the HTML page for other paths."""
     if request.path.startswith("/api/"):
         return _error_json(404, "not_found", f"No API endpoint at {request.path}; see /api/docs.")
     return page_not_found(request, exception)

@@ -4,13 +4,16 @@ The ORM versions in services.py take five to eight round trips per job; these ta
 each. They implement the same rules: the ORM path stays the reference, and both are
 covered by the same tests.
 
-Their commits do not wait for the WAL flush (each statement sets synchronous_commit
-off for its own transaction), which was most of a short job's cost on a disk with 1 ms flushes.
-A database crash can therefore lose the last claims, completions and progress lines,
-but nothing a client was told about: a lost claim puts the job back to waiting and a
-lost completion leaves it active until its lease expires, so the job runs again, as
-at-least-once delivery allows. Enqueues and the handlers' own writes still commit
-durably, and a durable commit also flushes every earlier one.
+Their commits do not wait for the WAL flush, because each statement sets
+synchronous_commit off for its own transaction. That wait was most of a short job's
+cost on a disk with 1 ms flushes. A database crash can therefore lose the last claims,
+completions and progress lines. A lost claim puts the job back to waiting, and a lost
+completion leaves it active until its lease expires, so the job runs again, as
+at-least-once delivery allows.
+NOTE: other sessions see these commits before they are flushed, so a client may have
+read "completed" for a job that a crash then sets back and runs again.
+Enqueues and the handlers' own writes still commit durably, and a durable commit also
+flushes every earlier one.
 """
 
 import json

@@ -503,9 +503,9 @@ def resend_lost_wakeups(*, older_than_seconds=3.0, force=False):
 
     Covers wake-ups lost by the broker (a Redis flush or restart, a killed worker that
     had pulled them) and jobs held back by a full rate limit. Each queue gets as many
-    wake-ups as it has workers, at most once per `older_than_seconds` unless `force`:
-    every wake-up keeps claiming until the queue is empty, so that is enough for any
-    backlog, and no job row is written.
+    wake-ups as it has workers, at most once per `older_than_seconds` unless `force`.
+    That is enough for any backlog, because a wake-up keeps claiming and hands over to a
+    fresh wake-up when it stops early. No job row is written.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=older_than_seconds)

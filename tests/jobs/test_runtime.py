@@ -270,7 +270,7 @@ def test_promote_due_delayed_jobs():
     assert Job.objects.get(pk=job.pk).state == JobState.WAITING
 
 
-def test_replay_dead_letter_adds_one_attempt_and_keeps_history():
+def test_replay_adds_attempt_keeps_history():
     job = services.enqueue("tests.flaky", {"fail_times": 1}, attempts=1).job
     run_until_idle("maintenance")
     job.refresh_from_db()

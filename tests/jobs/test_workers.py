@@ -99,7 +99,7 @@ def test_sigterm_lets_running_job_finish(processes, tmp_path):
 @pytest.mark.skipif(bool(settings.REDIS_URL), reason="the ORM broker's pull-ahead redelivery is what is tested")
 def test_orm_broker_redelivery_never_runs_a_job_twice(processes, tmp_path):
     # A retry shorter than the job makes Q2 redeliver wake-ups pulled ahead while the
-    # first one still runs; the claim must keep each job to one run.
+    # first one still runs, so only the claim keeps each job to one run.
     env = {
         "MAINTENANCE_WORKERS": 2, "MAINTENANCE_TIMEOUT": 20, "MAINTENANCE_RETRY": 1,
         "EXTRA_SILENCED_SYSTEM_CHECKS": "jobs.E002",
