@@ -3,6 +3,7 @@ import shutil
 import pytest
 from django.test import Client
 
+from nutricoach.jobs import runner
 from tests.factories import ApiTokenFactory, UserFactory
 from tests.processes import PrivateRedis
 
@@ -34,6 +35,13 @@ def other_client(db):
 def fast_password_hashing(settings):
     # PBKDF2 at production strength would dominate the run time of factory-built users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_batch_estimates():
+    # Batch sizes follow the job durations this process has seen; each test starts
+    # without any, as a new worker does.
+    runner._durations.clear()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -5,6 +5,7 @@ marker files in the directory given in their payload so tests can see what ran w
 """
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def record(ctx, directory, label="", sleep=0.0):
     _mark(directory, f"done-{job_id}", f"{ctx.attempt} {os.getpid()} {time.time()}")
     _mark(directory, "ends.log", f"{job_id} {label} {time.time()}")
     return {"label": label}
+
+
+@job_task("tests.kill_worker", queue="maintenance", attempts=2, backoff=Backoff.fixed(0))
+def kill_worker(ctx, directory):
+    """Kill the worker process running it, every time: a job that takes its worker down."""
+    _mark(directory, f"start-{ctx.job.id}", f"{ctx.attempt} {os.getpid()} {time.time()}")
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @job_task("tests.limited", queue="meal-processing", attempts=1)

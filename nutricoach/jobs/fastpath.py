@@ -83,6 +83,70 @@ SELECT count(*) FROM moved, relaxed
 """
 
 
+# A worker's batch: store the results of the jobs it ran, hand back the jobs it claimed
+# but will not start, and claim up to %(limit)s more, all in one statement. Claiming a
+# batch costs little more than claiming one job, and each statement has a fixed cost of
+# about half a millisecond here, so short jobs gain most of their speed from this.
+# A job marked claim_alone only ever leaves in a batch of its own (see recover_stalled).
+BATCH_SQL = f"""
+WITH {RELAXED}, ran (id, attempt, result, started_at, finished_at) AS (
+    SELECT * FROM unnest(
+        %(ran_ids)s::uuid[], %(ran_attempts)s::smallint[], %(ran_results)s::text[],
+        %(ran_started)s::timestamptz[], %(ran_finished)s::timestamptz[]
+    )
+), done AS (
+    UPDATE {JOBS} AS job
+    SET state = 'completed', progress = 100, result = ran.result::jsonb, error = '', error_kind = '',
+        started_at = ran.started_at, finished_at = ran.finished_at, lease_expires_at = NULL,
+        updated_at = ran.finished_at
+    FROM ran WHERE job.id = ran.id AND job.state = 'active' AND job.attempts_made = ran.attempt
+    RETURNING job.id, ran.attempt, ran.started_at, ran.finished_at
+), closed AS (
+    UPDATE {ATTEMPTS} AS attempt
+    SET started_at = done.started_at, finished_at = done.finished_at, outcome = 'completed'
+    FROM done WHERE attempt.job_id = done.id AND attempt.number = done.attempt
+), unstarted (id, attempt) AS (
+    SELECT * FROM unnest(%(unstarted_ids)s::uuid[], %(unstarted_attempts)s::smallint[])
+), handed_back AS (
+    UPDATE {JOBS} AS job
+    SET state = 'waiting', attempts_made = job.attempts_made - 1, lease_expires_at = NULL, worker = '',
+        wakeup_sent_at = %(now)s, updated_at = %(now)s
+    FROM unstarted
+    WHERE job.id = unstarted.id AND job.state = 'active' AND job.attempts_made = unstarted.attempt
+    RETURNING job.id, unstarted.attempt
+), unattempted AS (
+    DELETE FROM {ATTEMPTS} AS attempt USING handed_back
+    WHERE attempt.job_id = handed_back.id AND attempt.number = handed_back.attempt
+), candidates AS (
+    SELECT id, claim_alone, priority, run_at FROM {JOBS}
+    WHERE %(limit)s > 0 AND queue = %(queue)s AND state = 'waiting' AND run_at <= %(now)s
+      AND (%(any_job)s OR NOT rate_limited)
+      AND NOT EXISTS (SELECT 1 FROM {QUEUES} WHERE name = %(queue)s AND paused)
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, claim_alone, row_number() OVER (ORDER BY priority DESC, run_at, id) AS position FROM candidates
+), next AS (
+    SELECT id FROM ranked
+    WHERE position = 1
+       OR position < (SELECT COALESCE(min(position), %(limit)s + 1) FROM ranked WHERE claim_alone)
+), claimed AS (
+    UPDATE {JOBS} AS job
+    SET state = 'active', attempts_made = job.attempts_made + 1, started_at = %(now)s,
+        lease_expires_at = %(lease)s, worker = %(worker)s, updated_at = %(now)s
+    FROM next WHERE job.id = next.id
+    RETURNING job.*
+), attempt AS (
+    INSERT INTO {ATTEMPTS} (job_id, queue, number, worker, started_at, outcome, error, rate_limited)
+    SELECT id, queue, attempts_made, worker, started_at, '', '', rate_limited FROM claimed
+)
+SELECT claimed.*, (SELECT array_agg(id) FROM done) AS stored_ids
+FROM relaxed LEFT JOIN claimed ON TRUE
+ORDER BY claimed.priority DESC, claimed.run_at, claimed.id
+"""
+
+
 def claim(queue, *, now, lease_expires_at, worker, include_rate_limited=True):
     """Claim the next due job in one statement, or return None.
 
@@ -100,6 +164,35 @@ def claim(queue, *, now, lease_expires_at, worker, include_rate_limited=True):
             return None
         columns = dict(zip((column.name for column in cursor.description), row))
     return _job_from_columns(columns)
+
+
+def run_batch(queue, *, ran, unstarted, limit, now, lease_expires_at, worker, include_rate_limited=True):
+    """Store finished jobs, hand back unstarted ones and claim up to `limit` more, at once.
+
+    `ran` contains (job, result as JSON text, started, finished) for each job that ran
+    successfully; `unstarted` the claimed jobs this worker will not start, which go back
+    to waiting without spending an attempt. Return (claimed jobs in the order to run
+    them, ids of the jobs whose results were stored); a job missing from the ids had
+    lost its lease and its result was dropped.
+    """
+    params = {
+        "ran_ids": [job.id for job, _, _, _ in ran],
+        "ran_attempts": [job.attempts_made for job, _, _, _ in ran],
+        "ran_results": [result for _, result, _, _ in ran],
+        "ran_started": [started for _, _, started, _ in ran],
+        "ran_finished": [finished for _, _, _, finished in ran],
+        "unstarted_ids": [job.id for job in unstarted],
+        "unstarted_attempts": [job.attempts_made for job in unstarted],
+        "queue": queue, "limit": limit, "now": now, "lease": lease_expires_at, "worker": worker,
+        "any_job": include_rate_limited, "commit_mode": _commit_mode(),
+    }
+    with _prepared_cursor() as cursor:
+        cursor.execute(BATCH_SQL, params, prepare=True)
+        rows = cursor.fetchall()
+        names = [column.name for column in cursor.description]
+    stored = set(rows[0][-1] or ()) if rows else set()
+    claimed = [_job_from_columns(dict(zip(names, row))) for row in rows if row[0] is not None]
+    return claimed, stored
 
 
 def complete(job, result, *, now):

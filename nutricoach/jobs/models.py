@@ -33,8 +33,10 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     queue = models.CharField(max_length=32)
     task = models.CharField(max_length=100)
+    # job_owner_created below starts with owner, so the foreign key needs no index of its own.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        db_index=False,
     )
     payload = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.WAITING)
@@ -44,7 +46,9 @@ class Job(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=1)
     backoff = models.JSONField(default=dict, blank=True)
     run_at = models.DateTimeField(help_text="When the job becomes due.")
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # Unique through Meta.constraints, which spares PostgreSQL the pattern-matching index
+    # that unique=True adds to a CharField; keys are only ever looked up whole.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     rate_limited = models.BooleanField(default=False, help_text="Counts against the queue's rate limit.")
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -59,6 +63,10 @@ class Job(models.Model):
     dead_lettered_at = models.DateTimeField(null=True, blank=True)
     dead_letter_hook_ran_at = models.DateTimeField(
         null=True, blank=True, help_text="When the task's on_dead_letter hook ran for this dead letter."
+    )
+    claim_alone = models.BooleanField(
+        default=False,
+        help_text="A worker died holding this job among others; it is now claimed on its own.",
     )
 
     class Meta:
@@ -81,6 +89,7 @@ class Job(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max_100"),
+            models.UniqueConstraint(fields=["idempotency_key"], name="job_unique_idempotency_key"),
         ]
 
     def __str__(self):
@@ -94,7 +103,8 @@ class Job(models.Model):
 class JobAttempt(models.Model):
     """One run of a job by a worker; also the ledger the queue rate limit counts."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    # jobattempt_unique_number starts with job, so the foreign key needs no index of its own.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     queue = models.CharField(max_length=32)
     number = models.PositiveSmallIntegerField()
     worker = models.CharField(max_length=100, blank=True)

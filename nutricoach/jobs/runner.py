@@ -1,11 +1,28 @@
-"""The worker side: Django-Q2 calls wake(queue), which claims and runs due jobs."""
+"""The worker side: Django-Q2 calls wake(queue), which claims and runs due jobs.
 
+On PostgreSQL a wake-up claims jobs in batches: one statement stores the results of
+the batch just run and claims the next one. Each statement costs about half a
+millisecond whatever it does, so for jobs that take a millisecond or less, batching is
+what makes the job table cheap. The batch size follows how long the queue's jobs have
+taken in this process, so that a batch contains about BATCH_SECONDS of work: jobs that
+take a second or more are claimed one at a time, as on SQLite. What a batch costs:
+- A high-priority job enqueued while every worker holds a batch waits for one of them
+  to finish it, about BATCH_SECONDS.
+- Results of a batch become visible when the batch ends, not when each job ends.
+- A worker that dies loses the results of its batch: those jobs run again. See
+  services.recover_stalled for how attempts are counted then.
+"""
+
+import functools
 import inspect
 import json
 import logging
 import time
+from collections import deque
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
 
 from nutricoach.jobs import registry, services, wakeups
 from nutricoach.jobs.errors import RateLimitedError, RetryableError, TerminalError
@@ -16,7 +33,16 @@ logger = logging.getLogger(__name__)
 # A wake-up keeps claiming jobs until none is due, so one wake-up can serve many jobs.
 # Past this many it hands over to a fresh wake-up, so a long backlog cannot pin a worker
 # past the cluster timeout.
-MAX_JOBS_PER_WAKEUP = 50
+MAX_JOBS_PER_WAKEUP = 500
+
+# A batch contains about this much work, judged by the queue's recent job durations.
+BATCH_SECONDS = 0.02
+MAX_BATCH = 100
+# How much each finished job moves this process's estimate of a queue's job duration.
+DURATION_WEIGHT = 0.2
+
+# Queue name to the estimated seconds a job of it takes, in this process.
+_durations = {}
 
 
 class JobContext:
@@ -39,19 +65,23 @@ class JobContext:
         return services.extend_lease(self.job, seconds)
 
 
-def run_job(job):
-    """Run one claimed job's handler and record the outcome."""
+def run_job(job, *, on_success=None):
+    """Run one claimed job's handler and record the outcome.
+
+    With `on_success`, a successful job is not stored here: on_success(job, result,
+    result_json, duration_ms) receives it, so that the caller can store several at once.
+    """
     started = time.monotonic()
     try:
         spec = registry.get_task(job.task)
         context = JobContext(job)
         try:
-            inspect.signature(spec.func).bind(context, **job.payload)
+            _signature(spec.func).bind(context, **job.payload)
         except TypeError as exc:
             raise TerminalError(f"payload does not match the handler of {job.task}: {exc}") from exc
         result = spec.func(context, **job.payload)
         try:
-            json.dumps(result, allow_nan=False)
+            result_json = json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TerminalError(f"{job.task} returned a result that is not JSON: {exc}") from exc
     except TerminalError as exc:
@@ -67,15 +97,51 @@ def run_job(job):
         logger.exception("job %s raised an unexpected error", job.id)
         services.fail(job, error=_describe(exc), kind=ErrorKind.UNEXPECTED, duration_ms=_since(started))
     else:
-        services.complete(job, result, duration_ms=_since(started))
+        if on_success is None:
+            services.complete(job, result, duration_ms=_since(started))
+        else:
+            on_success(job, result, result_json, _since(started))
+    _observe(job.queue, time.monotonic() - started)
+
+
+@functools.cache
+def _signature(func):
+    return inspect.signature(func)
+
+
+def _observe(queue, seconds):
+    estimate = _durations.get(queue)
+    _durations[queue] = seconds if estimate is None else estimate + DURATION_WEIGHT * (seconds - estimate)
+
+
+def batch_size(queue):
+    """Return how many jobs of `queue` to claim at once: about BATCH_SECONDS of work.
+
+    A queue this process has not run yet gets batches of one, so that the first slow
+    job cannot hold others back.
+    """
+    estimate = _durations.get(queue)
+    if estimate is None:
+        return 1
+    return max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(estimate, 1e-6))))
 
 
 def wake(queue):
     """Claim and run due jobs of `queue` until none is left; return how many ran."""
-    started = time.monotonic()
+    if settings.DATABASE_IS_SQLITE:
+        return _wake_one_at_a_time(queue)
+    return _wake_in_batches(queue)
+
+
+def _claim_seconds(queue):
     # Django-Q2 allows a wake-up the job timeout plus the claim window (see settings),
-    # so only jobs claimed within the window are sure of their full timeout.
-    claim_seconds = services.queue_config(queue).get("claim_window", 0)
+    # so only jobs started within the window are sure of their full timeout.
+    return services.queue_config(queue).get("claim_window", 0)
+
+
+def _wake_one_at_a_time(queue):
+    started = time.monotonic()
+    claim_seconds = _claim_seconds(queue)
     ran = 0
     while ran < MAX_JOBS_PER_WAKEUP and (ran == 0 or time.monotonic() - started < claim_seconds):
         try:
@@ -90,6 +156,43 @@ def wake(queue):
         run_job(job)
         ran += 1
     wakeups.push(queue)
+    return ran
+
+
+def _wake_in_batches(queue):
+    started = time.monotonic()
+    claim_seconds = _claim_seconds(queue)
+    ran = 0
+    finished = []
+    batch = deque()
+
+    def keep(job, result, result_json, duration_ms):
+        finished.append(services.FinishedJob(job, result_json, job_started, timezone.now(), duration_ms))
+
+    try:
+        batch.extend(services.claim_batch(queue, limit=batch_size(queue)))
+        while batch:
+            if ran and (ran >= MAX_JOBS_PER_WAKEUP or time.monotonic() - started >= claim_seconds):
+                # Hand the rest back; claim_batch sends a wake-up for them.
+                services.claim_batch(queue, finished=finished, unstarted=list(batch), limit=0)
+                return ran
+            job = batch.popleft()
+            job_started = timezone.now()
+            run_job(job, on_success=keep)
+            ran += 1
+            if not batch:
+                more_allowed = ran < MAX_JOBS_PER_WAKEUP and time.monotonic() - started < claim_seconds
+                claimed = services.claim_batch(queue, finished=finished, limit=batch_size(queue) if more_allowed else 0)
+                finished = []
+                batch.extend(claimed)
+                if not more_allowed:
+                    wakeups.push(queue)
+                    return ran
+    except DatabaseError:
+        # The dispatcher hands back or retries this wake-up's jobs once their lease
+        # expires, and it resends wake-ups for waiting jobs, so giving up is safe.
+        logger.warning("claiming or storing jobs of queue %s failed", queue, exc_info=True)
+        close_old_connections()
     return ran
 
 

@@ -6,7 +6,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -247,6 +247,61 @@ def claim_next(queue):
         )
         if job is not None or not config.get("rate_limit"):
             return job
+    return _claim_locked(queue, config)
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A job that ran successfully and whose result claim_batch is to store."""
+
+    job: Job
+    result_json: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+
+
+def claim_batch(queue, *, finished=(), unstarted=(), limit):
+    """Store `finished` jobs, hand back `unstarted` ones, and claim up to `limit` jobs.
+
+    PostgreSQL only; one statement does all three. Jobs come in the order claim_next
+    would give them, and they share their claim time, which is how recover_stalled
+    identifies a batch. A job marked claim_alone comes in a batch of its own. Handed-back jobs go
+    back to waiting without spending an attempt. When no other job is due, a rate-limited
+    queue's limited jobs are claimed one at a time under the queue lock.
+    """
+    now = timezone.now()
+    config = queue_config(queue)
+    claimed, stored = fastpath.run_batch(
+        queue,
+        ran=[(item.job, item.result_json, item.started_at, item.finished_at) for item in finished],
+        unstarted=unstarted,
+        limit=limit,
+        now=now,
+        lease_expires_at=now + timedelta(seconds=lease_seconds(queue)),
+        worker=worker_name(),
+        include_rate_limited=not config.get("rate_limit"),
+    )
+    for item in finished:
+        job = item.job
+        if job.id in stored:
+            logger.info(
+                "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
+                job.id, job.queue, job.task, job.attempts_made, item.duration_ms,
+            )
+        else:
+            logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
+    if unstarted:
+        logger.info("handed back %d claimed jobs of queue %s unstarted", len(unstarted), queue)
+        wakeups.push(queue)
+    if not claimed and limit > 0 and config.get("rate_limit"):
+        job = _claim_locked(queue, config)
+        claimed = [job] if job is not None else []
+    return claimed
+
+
+def _claim_locked(queue, config):
+    now = timezone.now()
     if config.get("rate_limit"):
         _ensure_queue_state(queue)
 
@@ -457,21 +512,62 @@ def extend_lease(job, seconds=None):
 
 
 def recover_stalled(*, limit=500):
-    """Turn active jobs whose lease expired into failed attempts; return how many."""
+    """Deal with active jobs whose lease expired; return how many.
+
+    A job its worker held alone counts as a failed attempt, so a job that kills its
+    worker every time ends as a dead letter. Jobs a worker held as a batch (same worker,
+    same claim time) cannot be distinguished: one of them was running, the others had
+    finished or not started. They all go back to waiting without spending an attempt,
+    and are marked claim_alone, so each runs in a batch of its own from then on and the
+    next death, if any, is charged to the right job.
+    """
     now = timezone.now()
     stalled = list(
         Job.objects.filter(state=JobState.ACTIVE, lease_expires_at__lt=now).order_by("lease_expires_at")[:limit]
     )
-    for job in stalled:
-        logger.warning(
-            "job stalled id=%s queue=%s task=%s attempt=%s worker=%s", job.id, job.queue, job.task,
-            job.attempts_made, job.worker,
-        )
-        fail(
-            job, error=f"lease expired: worker {job.worker} stopped responding", kind=ErrorKind.STALLED, now=now,
-            expired_before=now,
-        )
+    holders = {(job.worker, job.started_at) for job in stalled}
+    for worker, claimed_at in holders:
+        batch = list(Job.objects.filter(
+            state=JobState.ACTIVE, worker=worker, started_at=claimed_at, lease_expires_at__lt=now
+        ).order_by("-priority", "run_at", "id"))
+        if len(batch) > 1:
+            _hand_back_stalled_batch(batch, now=now)
+            continue
+        for job in batch:
+            logger.warning(
+                "job stalled id=%s queue=%s task=%s attempt=%s worker=%s", job.id, job.queue, job.task,
+                job.attempts_made, job.worker,
+            )
+            fail(
+                job, error=f"lease expired: worker {job.worker} stopped responding", kind=ErrorKind.STALLED,
+                now=now, expired_before=now,
+            )
     return len(stalled)
+
+
+def _hand_back_stalled_batch(jobs, *, now):
+    message = (
+        f"worker {jobs[0].worker} stopped responding while it held this job in a batch of {len(jobs)}; "
+        "back to waiting without spending an attempt, and claimed on its own from now on"
+    )
+    queues = set()
+    for job in jobs:
+        with transaction.atomic():
+            updated = _current(job).filter(lease_expires_at__lt=now).update(
+                state=JobState.WAITING, attempts_made=F("attempts_made") - 1, lease_expires_at=None, worker="",
+                claim_alone=True, wakeup_sent_at=now, updated_at=now,
+            )
+            if updated:
+                JobAttempt.objects.filter(job_id=job.id, number=job.attempts_made).delete()
+                add_log(job.id, message, level="warning")
+                queues.add(job.queue)
+        if updated:
+            logger.warning(
+                "job stalled in a batch id=%s queue=%s task=%s worker=%s batch=%d; handed back",
+                job.id, job.queue, job.task, job.worker, len(jobs),
+            )
+    for queue in queues:
+        wakeups.push(queue, queue_config(queue)["workers"])
 
 
 def promote_due_delayed(*, limit=1000):
