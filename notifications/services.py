@@ -39,12 +39,15 @@ from notifications.models import Channel, DeliveryStatus, NotificationKind, Noti
 from notifications.periods import OperationsPeriod, operations_key, parse_period_key
 from notifications.rendering import render_notification
 from notifications.selectors import is_operations_alert_recipient, operations_alert_recipients
+from nutricoach.jobs import bulk
 from nutricoach.jobs.services import JobRequest, enqueue, enqueue_many
 
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.send"
 QUEUE = "notifications"
+# Kinds whose period key is the user's local date, so SQL can build it from a date column.
+DATE_KEYED_KINDS = (NotificationKind.GOAL_ALERT, NotificationKind.GOAL_REMINDER)
 CLAIMABLE_STATUSES = (DeliveryStatus.SENDING, DeliveryStatus.FAILED)
 RESENDABLE_STATUSES = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED)
 OPERATIONS_DATA_KEYS = ("queue", "metric", "value", "threshold")
@@ -103,6 +106,38 @@ def notifications_enqueue_many(*, kind, items):
             idempotency_key=idempotency_key(user_id, kind, period_key),
         ))
     return enqueue_many(SEND_TASK, requests, queue=QUEUE)
+
+
+def notifications_insert_sql(*, kind, source, now):
+    """Return (sql, params) of an INSERT of one send job of `kind` per row of `source`.
+
+    PostgreSQL batch statements use it to write their notifications in a data-modifying
+    CTE. `source` names a relation with the columns user_id, local_date (a date) and data
+    (a jsonb object). The period key is the local date as YYYY-MM-DD, so only the
+    date-keyed kinds are accepted. Each job gets the payload, idempotency key and job
+    fields that notifications_enqueue_many() would give it, and a period already
+    enqueued is skipped. The statement returns the id of each new job: pass their count
+    to notifications_wake_on_commit(). Raise NotificationRequestError for another kind.
+    """
+    if kind not in DATE_KEYED_KINDS:
+        raise NotificationRequestError(
+            f"Set-based notification enqueue supports only {', '.join(DATE_KEYED_KINDS)}, whose period "
+            f"key is a date; got {kind!r}. Use notifications_enqueue_many() for other kinds."
+        )
+    kind = NotificationKind(kind).value
+    period_key = "to_char(r.local_date, 'YYYY-MM-DD')"
+    requests = (
+        f"(SELECT jsonb_build_object('user_id', r.user_id, 'kind', %s::text, 'period_key', {period_key}, "
+        f"'data', r.data) AS payload, "
+        f"'notify:' || r.user_id || ':' || %s || ':' || {period_key} AS idempotency_key, "
+        f"NULL::bigint AS owner_id FROM {source} r) AS requests"
+    )
+    return bulk.insert_jobs_sql(SEND_TASK, requests=requests, requests_params=[kind, kind], now=now, queue=QUEUE)
+
+
+def notifications_wake_on_commit(created):
+    """Wake the notifications queue after commit for `created` jobs of notifications_insert_sql()."""
+    bulk.push_wakeups_on_commit(SEND_TASK, created, queue=QUEUE)
 
 
 def idempotency_key(user_id, kind, period_key):

@@ -8,7 +8,7 @@ import pytest
 
 from notifications.exceptions import NotificationRequestError
 from notifications.models import DeliveryStatus, NotificationLog
-from notifications.services import notification_enqueue, operations_alert_enqueue
+from notifications.services import notification_enqueue, notifications_insert_sql, operations_alert_enqueue
 from nutricoach.jobs.models import Job
 from tests.factories import UserFactory
 from tests.notifications.helpers import run_sends
@@ -129,3 +129,8 @@ def test_operations_alert_skips_non_staff(mailoutbox, caplog):
     assert mailoutbox == []
     assert log.status == DeliveryStatus.SKIPPED
     assert log.error == "operations alerts go only to staff and to the addresses in STAFF_ALERT_EMAILS"
+
+
+def test_set_based_enqueue_rejects_week_kinds():
+    with pytest.raises(NotificationRequestError, match="supports only goal_alert, goal_reminder"):
+        notifications_insert_sql(kind="weekly_report", source="reports", now=ALERT_AT)
