@@ -14,9 +14,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from notifications.services import notifications_enqueue_many
+from notifications.services import notifications_enqueue_many, notifications_wake_on_commit
 from summaries import localtime, selectors, sql
-from summaries.models import DailySummary, Goal, GoalStatus
+from summaries.models import DailySummary, Goal
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ LOOKBACK = timedelta(hours=48)
 # follow-up job, so one job stays well inside the queue timeout at any user count.
 BATCH_USERS = 5000
 # Deviating goal statuses, as set by summaries.sql (below 80 % or above 120 % of calories).
-ALERT_STATUSES = (GoalStatus.BELOW, GoalStatus.ABOVE)
+ALERT_STATUSES = sql.ALERT_STATUSES
 # The goal reminder runs from this local hour until the local day ends.
 REMINDER_HOUR = 18
 # The weekly report runs on this local weekday (Monday is 0) from this local hour.
@@ -96,6 +96,14 @@ def _fetch_returned(statement, params):
     for row in rows:
         row["local_date"] = _as_date(row["local_date"])
     return rows
+
+
+def _fetch_pairs_and_alerts(statement, params):
+    """Run a with_goal_alerts() statement and return its (user_id, local_date) pairs and new alert count."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return [(user_id, local_date) for user_id, local_date, _ in rows], (rows[0][2] if rows else 0)
 
 
 def _enqueue_goal_alerts(rows):
@@ -174,25 +182,43 @@ def summaries_summarise_ended_days(*, now, after_user_id=0, batch_size=None):
     windows = localtime.ended_date_windows(now, LOOKBACK)
     todays = [(time_zone, today) for time_zone, _, today in windows]
     computed_at = timezone.now()
+    set_based_alerts = connection.vendor == "postgresql"
 
+    ended_days = sql.ended_days_upsert(
+        windows=windows,
+        dates=_window_dates(windows),
+        after_user_id=after_user_id,
+        up_to_user_id=up_to_user_id,
+        computed_at=computed_at,
+        alerts_at=computed_at if set_based_alerts else None,
+    )
+    stale = sql.stale_upsert(
+        todays=todays,
+        after_user_id=after_user_id,
+        up_to_user_id=up_to_user_id,
+        computed_at=computed_at,
+        alerts_at=computed_at if set_based_alerts else None,
+    )
     with transaction.atomic():
-        summarised = _fetch_returned(*sql.ended_days_upsert(
-            windows=windows,
-            dates=_window_dates(windows),
-            after_user_id=after_user_id,
-            up_to_user_id=up_to_user_id,
-            computed_at=computed_at,
-        ))
-        recomputed = _fetch_returned(*sql.stale_upsert(
-            todays=todays, after_user_id=after_user_id, up_to_user_id=up_to_user_id, computed_at=computed_at
-        ))
-        notified = _enqueue_goal_alerts(summarised + recomputed)
+        if set_based_alerts:
+            # PostgreSQL: each statement enqueues its own alerts, so only the (user, date)
+            # pairs come back to Python.
+            summarised, summarised_alerts = _fetch_pairs_and_alerts(*ended_days)
+            recomputed, recomputed_alerts = _fetch_pairs_and_alerts(*stale)
+            notified = summarised_alerts + recomputed_alerts
+            notifications_wake_on_commit(notified)
+        else:
+            summarised_rows = _fetch_returned(*ended_days)
+            recomputed_rows = _fetch_returned(*stale)
+            notified = _enqueue_goal_alerts(summarised_rows + recomputed_rows)
+            summarised = [(row["user_id"], row["local_date"]) for row in summarised_rows]
+            recomputed = [(row["user_id"], row["local_date"]) for row in recomputed_rows]
 
     result = BatchResult(
         after_user_id=after_user_id,
         up_to_user_id=up_to_user_id,
-        summarised=[(row["user_id"], row["local_date"]) for row in summarised],
-        recomputed=[(row["user_id"], row["local_date"]) for row in recomputed],
+        summarised=summarised,
+        recomputed=recomputed,
         notified=notified,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
