@@ -139,7 +139,8 @@ def ended_days_upsert(*, windows, dates, after_user_id, up_to_user_id, computed_
     user_range_sql, user_range_params = _user_range(("u.id",), after_user_id, up_to_user_id)
     nutrients = ", ".join(f"COALESCE(ROUND(SUM(m.{n}), 2), 0) AS {n}" for n in NUTRIENTS)
     # Meals are totalled per (user, date) first, so the joins below run once per
-    # summary row instead of once per meal.
+    # summary row instead of once per meal. Pairs with an up-to-date summary are left
+    # out before totalling, so an hourly run with nothing to do totals nothing.
     totals = (
         f"SELECT m.owner_id, m.local_date, COUNT(m.id) AS meal_count, {nutrients}, "
         f"COALESCE(SUM(m.calories), 0) AS calories_sum "
@@ -147,6 +148,8 @@ def ended_days_upsert(*, windows, dates, after_user_id, up_to_user_id, computed_
         # The IN list lets PostgreSQL descend the (local_date, owner) index once per date
         # with the owner range as a bound, instead of scanning whole dates per batch.
         f"WHERE m.local_date IN {dates_sql} AND {meal_range_sql} "
+        f"AND NOT EXISTS (SELECT 1 FROM {table(DailySummary)} done WHERE done.user_id = m.owner_id "
+        f"AND done.local_date = m.local_date AND done.needs_recompute = FALSE) "
         f"GROUP BY m.owner_id, m.local_date"
     )
     upsert = (
@@ -161,7 +164,7 @@ def ended_days_upsert(*, windows, dates, after_user_id, up_to_user_id, computed_
         f"{GOAL_JOIN.format(goal=table(Goal), user='t.owner_id')} "
         f"WHERE {user_range_sql} "
         f"AND t.local_date >= z.first_date AND t.local_date < z.today "
-        f"AND u.is_active = TRUE AND (s.id IS NULL OR s.needs_recompute = TRUE) "
+        f"AND u.is_active = TRUE "
         f"{_upsert_tail()}"
     )
     upsert_params = [computed_at, *dates_params, *meal_range_params, *user_range_params]
