@@ -1,9 +1,10 @@
 """The data-aggregation queue's periodic jobs: nightly summaries, goal reminders, weekly reports.
 
 Each runs hourly from nutricoach/periodic.py and gets `scheduled_for`, the UTC tick it
-was fired for. Every batch covers BATCH_USERS users and, when users remain, enqueues
-the same task with a cursor (`after_user_id`) and the same tick, so a chain of
-follow-ups computes the dates of the original tick however long it takes.
+was fired for. Every batch covers services.BATCH_USERS users (SUMMARY_BATCH_USERS for
+the nightly summaries) and, when users remain, enqueues the same task with a cursor
+(`after_user_id`) and the same tick, so a chain of follow-ups computes the dates of the
+original tick however long it takes.
 """
 
 import logging

@@ -272,7 +272,7 @@ def test_mark_stale_accepts_bulk_pairs():
 
 
 def test_batches_continue_in_follow_up_jobs(monkeypatch, caplog):
-    monkeypatch.setattr(services, "BATCH_USERS", 2)
+    monkeypatch.setattr(services, "SUMMARY_BATCH_USERS", 2)
     users = [UserFactory() for _ in range(5)]
     for user in users:
         add_meals(user, [utc(2026, 11, 10, 12)])
@@ -293,7 +293,7 @@ def test_batches_continue_in_follow_up_jobs(monkeypatch, caplog):
 
 
 def test_redelivered_batch_changes_nothing(monkeypatch):
-    monkeypatch.setattr(services, "BATCH_USERS", 2)
+    monkeypatch.setattr(services, "SUMMARY_BATCH_USERS", 2)
     users = [UserFactory() for _ in range(3)]
     for user in users:
         add_meals(user, [utc(2026, 11, 10, 12)])
