@@ -102,9 +102,12 @@ def reset():
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE summaries_dailysummary")
         # Meals reference jobs, so the job tables are emptied with DELETE, not TRUNCATE.
+        # VACUUM then clears the deleted rows, so every timed run inserts its jobs into
+        # the same empty tables.
         for table in ("jobs_joblog", "jobs_jobattempt", "jobs_job", "django_q_ormq"):
             cursor.execute(f"DELETE FROM {table}")
-        cursor.execute("VACUUM ANALYZE summaries_dailysummary")
+        for table in ("summaries_dailysummary", "jobs_job", "django_q_ormq"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def floor_statement():
@@ -205,14 +208,15 @@ def summary_rows():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000, help="users to load (default 100000)")
-    parser.add_argument("--batch-size", type=int, default=services.BATCH_USERS,
-                        help=f"users per nightly batch (default services.BATCH_USERS, {services.BATCH_USERS})")
+    parser.add_argument("--batch-size", type=int, default=services.SUMMARY_BATCH_USERS,
+                        help="users per nightly batch (default services.SUMMARY_BATCH_USERS, "
+                        f"{services.SUMMARY_BATCH_USERS})")
     parser.add_argument("--naive-users", type=int, default=2_000,
                         help="users the one-job-per-user run covers before extrapolating (default 2000)")
     args = parser.parse_args()
     if args.users < 1 or not 1 <= args.naive_users <= args.users:
         parser.error("--users must be positive and --naive-users between 1 and --users")
-    services.BATCH_USERS = args.batch_size
+    services.SUMMARY_BATCH_USERS = args.batch_size
     if connection.vendor != "postgresql":
         parser.error("DATABASE_URL must point at PostgreSQL, for example postgres://postgres@127.0.0.1:5432/nc_bench")
 
@@ -223,7 +227,7 @@ def main():
             cursor.execute("SHOW server_version")
             server_version = cursor.fetchone()[0]
         print(f"database {test_name}, PostgreSQL {server_version}, {os.cpu_count()} CPUs, "
-              f"Python {platform.python_version()}, batch size {services.BATCH_USERS} users")
+              f"Python {platform.python_version()}, batch size {services.SUMMARY_BATCH_USERS} users")
         started = time.perf_counter()
         load_data(args.users)
         print(f"loaded {args.users} users and {3 * args.users} meals in {time.perf_counter() - started:.1f} s")
@@ -234,7 +238,10 @@ def main():
         User.objects.update(notify_goal_alerts=True)
         batched = measure("(a) batched nightly run", run_batched)
         alerts = Job.objects.filter(task="notifications.send").count()
+        deviating = DailySummary.objects.filter(goal_status__in=services.ALERT_STATUSES, meal_count__gt=0).count()
         print(f"    goal alert jobs enqueued by (a): {alerts}")
+        if alerts != deviating:
+            print(f"MISMATCH: (a) enqueued {alerts} goal alerts for {deviating} deviating days")
         for label, measured in (("(a) without alerts", quiet), ("(a)", batched)):
             if measured["rows"] != floor["rows"]:
                 print(f"MISMATCH: {label} wrote {measured['rows']}, (c) wrote {floor['rows']}")
