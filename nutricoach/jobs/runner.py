@@ -1,13 +1,13 @@
 """The worker side: Django-Q2 calls wake(queue), which claims and runs due jobs.
 
 On PostgreSQL a wake-up claims jobs in batches: one statement stores the results of
-the batch just run and claims the next one. Each statement costs about half a
-millisecond whatever it does, so for jobs that take a millisecond or less, batching is
-what makes the job table cheap. The batch size follows how long the queue's jobs have
+the batch just run and claims the next one. Each statement cost about half a
+millisecond on the benchmark machine whatever it did, so for jobs that take a
+millisecond or less, batching is what makes the job table cheap. The batch size follows how long the queue's jobs have
 taken in this process, so that a batch contains about BATCH_SECONDS of work: jobs that
-take a second or more are claimed one at a time, as on SQLite. What a batch costs:
-- A high-priority job enqueued while every worker holds a batch waits for one of them
-  to finish it, about BATCH_SECONDS.
+take that long or longer are claimed one at a time, as on SQLite. What a batch costs:
+- A high-priority job enqueued while every worker is busy with a batch waits for one
+  of them to finish it, about BATCH_SECONDS.
 - Results of a batch become visible when the batch ends, not when each job ends.
 - A worker that dies loses the results of its batch: those jobs run again. See
   services.recover_stalled for how attempts are counted then.
@@ -31,8 +31,9 @@ from nutricoach.jobs.models import ErrorKind
 logger = logging.getLogger(__name__)
 
 # A wake-up keeps claiming jobs until none is due, so one wake-up can serve many jobs.
-# Past this many it hands over to a fresh wake-up, so a long backlog cannot pin a worker
-# past the cluster timeout.
+# It stops claiming when the claim window ends (see wake), or past this many jobs, and
+# hands over to a fresh wake-up, so that the worker regularly finishes a Django-Q2 task
+# and Django-Q2 can recycle it.
 MAX_JOBS_PER_WAKEUP = 500
 
 # A batch contains about this much work, judged by the queue's recent job durations.
