@@ -3,10 +3,11 @@
 A batch that derives its jobs from rows it has just written can insert them in the
 same statement, as a data-modifying CTE. No row then travels to Python and back: in
 bench/summaries_nightly.py (PostgreSQL 15) a job cost about 18 us this way and about
-130 us through enqueue_many(), most of it building Job objects and parameters. The rows get the same values that
-enqueue_many() gives them: the task's queue, priority, attempts and backoff from its
-registration, state waiting, run_at and wakeup_sent_at set to `now`, and the model
-default for every other column. A request whose idempotency key an existing job has
+130 us through enqueue_many(), most of it building Job objects and parameters.
+
+The rows get the same values that enqueue_many() gives them: the task's queue,
+priority, attempts and backoff from its registration, state waiting, run_at and
+wakeup_sent_at set to `now`, and the model default for every other column. A request whose idempotency key an existing job has
 is skipped by ON CONFLICT DO NOTHING.
 
 The caller sends the wake-ups once the transaction commits, with push_wakeups_on_commit(),
@@ -31,9 +32,9 @@ def insert_jobs_sql(task, *, requests, now, requests_params=(), queue=None):
     the columns payload (jsonb, a JSON object), idempotency_key (text, or NULL for none)
     and owner_id (a user id or NULL). The statement returns the id of every new job, so
     the caller can count them. It uses positional %s parameters; `requests_params` are
-    those of `requests`. Raise EnqueueError for
-    an unknown task or queue, as enqueue_many() does, and on any database other than
-    PostgreSQL, whose gen_random_uuid() and jsonb it needs.
+    those of `requests`. Raise EnqueueError for an unknown task or queue, as
+    enqueue_many() does, and on any database other than PostgreSQL, whose
+    gen_random_uuid() and jsonb it needs.
     """
     if connection.vendor != "postgresql":
         raise EnqueueError(f"Set-based enqueue needs PostgreSQL; on {connection.vendor} use enqueue_many().")
