@@ -17,9 +17,9 @@ because only it learns how many rows the statement inserted.
 from django.db import connection
 from django.db.models import DateTimeField
 
-from nutricoach.jobs import registry, wakeups
+from nutricoach.jobs import wakeups
 from nutricoach.jobs.models import Job, JobState
-from nutricoach.jobs.services import EnqueueError, queue_config
+from nutricoach.jobs.services import EnqueueError, queue_config, task_and_queue
 
 # Columns the request relation supplies, one row per job.
 REQUEST_COLUMNS = ("payload", "idempotency_key", "owner_id")
@@ -38,12 +38,7 @@ def insert_jobs_sql(task, *, requests, now, requests_params=(), queue=None):
     """
     if connection.vendor != "postgresql":
         raise EnqueueError(f"Set-based enqueue needs PostgreSQL; on {connection.vendor} use enqueue_many().")
-    try:
-        spec = registry.get_task(task)
-    except registry.UnknownTaskError as exc:
-        raise EnqueueError(str(exc)) from None
-    queue = queue or spec.queue
-    queue_config(queue)
+    spec, queue = task_and_queue(task, queue)
 
     job_values = {
         "queue": queue,
@@ -91,5 +86,5 @@ def push_wakeups_on_commit(task, created, *, queue=None):
     """
     if not created:
         return
-    queue = queue or registry.get_task(task).queue
+    _, queue = task_and_queue(task, queue)
     wakeups.push_on_commit(queue, min(created, queue_config(queue)["workers"]))

@@ -33,6 +33,19 @@ QUEUES = QueueState._meta.db_table
 # referenced, or PostgreSQL does not evaluate it.
 RELAXED = "relaxed AS (SELECT set_config('synchronous_commit', %(commit_mode)s, true) AS setting)"
 
+# Both claims end with these CTEs: mark the jobs selected as `next` active, and open an
+# attempt for each.
+CLAIM_NEXT = f"""claimed AS (
+    UPDATE {JOBS} AS job
+    SET state = 'active', attempts_made = job.attempts_made + 1, started_at = %(now)s,
+        lease_expires_at = %(lease)s, worker = %(worker)s, updated_at = %(now)s
+    FROM next WHERE job.id = next.id
+    RETURNING job.*
+), attempt AS (
+    INSERT INTO {ATTEMPTS} (job_id, queue, number, worker, started_at, outcome, error, rate_limited)
+    SELECT id, queue, attempts_made, worker, started_at, '', '', rate_limited FROM claimed
+)"""
+
 CLAIM_SQL = f"""
 WITH {RELAXED}, next AS (
     SELECT id FROM {JOBS}
@@ -42,16 +55,7 @@ WITH {RELAXED}, next AS (
     ORDER BY priority DESC, run_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE {JOBS} AS job
-    SET state = 'active', attempts_made = job.attempts_made + 1, started_at = %(now)s,
-        lease_expires_at = %(lease)s, worker = %(worker)s, updated_at = %(now)s
-    FROM next WHERE job.id = next.id
-    RETURNING job.*
-), attempt AS (
-    INSERT INTO {ATTEMPTS} (job_id, queue, number, worker, started_at, outcome, error, rate_limited)
-    SELECT id, queue, attempts_made, worker, started_at, '', '', rate_limited FROM claimed
-)
+), {CLAIM_NEXT}
 SELECT claimed.* FROM claimed, relaxed
 """
 
@@ -131,16 +135,7 @@ WITH {RELAXED}, ran (id, attempt, result, started_at, finished_at) AS (
     SELECT id FROM ranked
     WHERE position = 1
        OR position < (SELECT COALESCE(min(position), %(limit)s + 1) FROM ranked WHERE claim_alone)
-), claimed AS (
-    UPDATE {JOBS} AS job
-    SET state = 'active', attempts_made = job.attempts_made + 1, started_at = %(now)s,
-        lease_expires_at = %(lease)s, worker = %(worker)s, updated_at = %(now)s
-    FROM next WHERE job.id = next.id
-    RETURNING job.*
-), attempt AS (
-    INSERT INTO {ATTEMPTS} (job_id, queue, number, worker, started_at, outcome, error, rate_limited)
-    SELECT id, queue, attempts_made, worker, started_at, '', '', rate_limited FROM claimed
-)
+), {CLAIM_NEXT}
 SELECT claimed.*, (SELECT array_agg(id) FROM done) AS stored_ids
 FROM relaxed LEFT JOIN claimed ON TRUE
 ORDER BY claimed.priority DESC, claimed.run_at, claimed.id

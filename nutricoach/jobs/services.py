@@ -53,6 +53,20 @@ def lease_seconds(queue):
     return config["timeout"] + config.get("claim_window", 0) + settings.JOB_LEASE_GRACE_SECONDS
 
 
+def task_and_queue(task, queue=None):
+    """Return the task's registration and the queue its jobs go to (`queue`, or the task's own).
+
+    Raise EnqueueError for an unknown task or queue.
+    """
+    try:
+        spec = registry.get_task(task)
+    except registry.UnknownTaskError as exc:
+        raise EnqueueError(str(exc)) from None
+    queue = queue or spec.queue
+    queue_config(queue)
+    return spec, queue
+
+
 def enqueue(
     task,
     payload=None,
@@ -73,12 +87,7 @@ def enqueue(
     created=False instead of writing a second one. Raise EnqueueError for an unknown
     task or queue, a payload that is not a JSON object, or attempts below 1.
     """
-    try:
-        spec = registry.get_task(task)
-    except registry.UnknownTaskError as exc:
-        raise EnqueueError(str(exc)) from None
-    queue = queue or spec.queue
-    queue_config(queue)
+    spec, queue = task_and_queue(task, queue)
     payload = {} if payload is None else payload
     if not isinstance(payload, dict):
         raise EnqueueError(f"Job payload must be a JSON object, got {type(payload).__name__}.")
@@ -147,11 +156,7 @@ def enqueue_many(task, requests, *, queue=None, priority=None, attempts=None, ba
     would return that job. The queue gets one wake-up per new job, at most one per
     worker, once the transaction commits. Raise EnqueueError as enqueue() does.
     """
-    try:
-        spec = registry.get_task(task)
-    except registry.UnknownTaskError as exc:
-        raise EnqueueError(str(exc)) from None
-    queue = queue or spec.queue
+    spec, queue = task_and_queue(task, queue)
     config = queue_config(queue)
     attempts = spec.attempts if attempts is None else attempts
     if attempts < 1:
