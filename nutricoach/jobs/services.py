@@ -512,8 +512,19 @@ def set_progress(job, value, message=None):
 
 
 def extend_lease(job, seconds=None):
+    """Move the lease of `job`, and of the jobs claimed in its batch, to `seconds` from now.
+
+    A batch keeps one lease, so recover_stalled finds it whole when its worker dies. A job
+    left behind alone would be charged a stalled attempt that it may never have started.
+    """
     seconds = seconds or lease_seconds(job.queue)
-    return bool(_current(job).update(lease_expires_at=timezone.now() + timedelta(seconds=seconds)))
+    expires = timezone.now() + timedelta(seconds=seconds)
+    if not _current(job).update(lease_expires_at=expires):
+        return False
+    Job.objects.filter(state=JobState.ACTIVE, worker=job.worker, started_at=job.started_at).exclude(
+        id=job.id
+    ).update(lease_expires_at=expires)
+    return True
 
 
 def recover_stalled(*, limit=500):
@@ -532,11 +543,16 @@ def recover_stalled(*, limit=500):
     )
     holders = {(job.worker, job.started_at) for job in stalled}
     for worker, claimed_at in holders:
-        batch = list(Job.objects.filter(
-            state=JobState.ACTIVE, worker=worker, started_at=claimed_at, lease_expires_at__lt=now
-        ).order_by("-priority", "run_at", "id"))
-        if len(batch) > 1:
-            _hand_back_stalled_batch(batch, now=now)
+        # The lock makes a concurrent sweep wait for the whole batch, so that it cannot
+        # find its last job alone and charge it.
+        with transaction.atomic():
+            batch = list(Job.objects.select_for_update().filter(
+                state=JobState.ACTIVE, worker=worker, started_at=claimed_at, lease_expires_at__lt=now
+            ).order_by("-priority", "run_at", "id"))
+            handed_back_to = _hand_back_stalled_batch(batch, now=now) if len(batch) > 1 else None
+        if handed_back_to is not None:
+            for queue in handed_back_to:
+                wakeups.push(queue, queue_config(queue)["workers"])
             continue
         for job in batch:
             logger.warning(
@@ -551,6 +567,7 @@ def recover_stalled(*, limit=500):
 
 
 def _hand_back_stalled_batch(jobs, *, now):
+    """Return the jobs to waiting without spending an attempt; return the queues to wake."""
     message = (
         f"worker {jobs[0].worker} stopped responding while it held this job in a batch of {len(jobs)}; "
         "back to waiting without spending an attempt, and claimed on its own from now on"
@@ -571,8 +588,7 @@ def _hand_back_stalled_batch(jobs, *, now):
                 "job stalled in a batch id=%s queue=%s task=%s worker=%s batch=%d; handed back",
                 job.id, job.queue, job.task, job.worker, len(jobs),
             )
-    for queue in queues:
-        wakeups.push(queue, queue_config(queue)["workers"])
+    return queues
 
 
 def promote_due_delayed(*, limit=1000):
