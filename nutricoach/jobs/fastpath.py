@@ -64,7 +64,7 @@ WITH {RELAXED}, done AS (
     UPDATE {JOBS}
     SET state = 'completed', progress = 100, result = %(result)s::jsonb, error = '', error_kind = '',
         finished_at = %(now)s, lease_expires_at = NULL, updated_at = %(now)s
-    WHERE id = %(id)s AND state = 'active' AND attempts_made = %(attempt)s
+    WHERE id = %(id)s AND state = 'active' AND attempts_made = %(attempt)s AND worker = %(worker)s
     RETURNING id
 ), closed AS (
     UPDATE {ATTEMPTS} SET finished_at = %(now)s, outcome = 'completed'
@@ -77,7 +77,7 @@ SELECT count(*) FROM done, relaxed
 PROGRESS_SQL = f"""
 WITH {RELAXED}, moved AS (
     UPDATE {JOBS} SET progress = %(progress)s, updated_at = %(now)s
-    WHERE id = %(id)s AND state = 'active' AND attempts_made = %(attempt)s
+    WHERE id = %(id)s AND state = 'active' AND attempts_made = %(attempt)s AND worker = %(worker)s
     RETURNING id
 ), logged AS (
     INSERT INTO {LOGS} (job_id, created_at, level, message)
@@ -93,9 +93,9 @@ SELECT count(*) FROM moved, relaxed
 # about half a millisecond here, so short jobs gain most of their speed from this.
 # A job marked claim_alone only ever leaves in a batch of its own (see recover_stalled).
 BATCH_SQL = f"""
-WITH {RELAXED}, ran (id, attempt, result, started_at, finished_at) AS (
+WITH {RELAXED}, ran (id, attempt, worker, result, started_at, finished_at) AS (
     SELECT * FROM unnest(
-        %(ran_ids)s::uuid[], %(ran_attempts)s::smallint[], %(ran_results)s::text[],
+        %(ran_ids)s::uuid[], %(ran_attempts)s::smallint[], %(ran_workers)s::text[], %(ran_results)s::text[],
         %(ran_started)s::timestamptz[], %(ran_finished)s::timestamptz[]
     )
 ), done AS (
@@ -103,20 +103,22 @@ WITH {RELAXED}, ran (id, attempt, result, started_at, finished_at) AS (
     SET state = 'completed', progress = 100, result = ran.result::jsonb, error = '', error_kind = '',
         started_at = ran.started_at, finished_at = ran.finished_at, lease_expires_at = NULL,
         updated_at = ran.finished_at
-    FROM ran WHERE job.id = ran.id AND job.state = 'active' AND job.attempts_made = ran.attempt
+    FROM ran
+    WHERE job.id = ran.id AND job.state = 'active' AND job.attempts_made = ran.attempt AND job.worker = ran.worker
     RETURNING job.id, ran.attempt, ran.started_at, ran.finished_at
 ), closed AS (
     UPDATE {ATTEMPTS} AS attempt
     SET started_at = done.started_at, finished_at = done.finished_at, outcome = 'completed'
     FROM done WHERE attempt.job_id = done.id AND attempt.number = done.attempt
-), unstarted (id, attempt) AS (
-    SELECT * FROM unnest(%(unstarted_ids)s::uuid[], %(unstarted_attempts)s::smallint[])
+), unstarted (id, attempt, worker) AS (
+    SELECT * FROM unnest(%(unstarted_ids)s::uuid[], %(unstarted_attempts)s::smallint[], %(unstarted_workers)s::text[])
 ), handed_back AS (
     UPDATE {JOBS} AS job
     SET state = 'waiting', attempts_made = job.attempts_made - 1, lease_expires_at = NULL, worker = '',
         wakeup_sent_at = %(now)s, updated_at = %(now)s
     FROM unstarted
     WHERE job.id = unstarted.id AND job.state = 'active' AND job.attempts_made = unstarted.attempt
+      AND job.worker = unstarted.worker
     RETURNING job.id, unstarted.attempt
 ), unattempted AS (
     DELETE FROM {ATTEMPTS} AS attempt USING handed_back
@@ -165,19 +167,21 @@ def run_batch(queue, *, ran, unstarted, limit, now, lease_expires_at, worker, in
     """Store finished jobs, hand back unstarted ones and claim up to `limit` more, at once.
 
     `ran` contains (job, result as JSON text, started, finished) for each job that ran
-    successfully; `unstarted` the claimed jobs this worker will not start, which go back
-    to waiting without spending an attempt. Return (claimed jobs in the order to run
+    successfully. `unstarted` contains the claimed jobs this worker will not start; they
+    go back to waiting without spending an attempt. Return (claimed jobs in the order to run
     them, ids of the jobs whose results were stored); a job missing from the ids had
     lost its lease and its result was dropped.
     """
     params = {
         "ran_ids": [job.id for job, _, _, _ in ran],
         "ran_attempts": [job.attempts_made for job, _, _, _ in ran],
+        "ran_workers": [job.worker for job, _, _, _ in ran],
         "ran_results": [result for _, result, _, _ in ran],
         "ran_started": [started for _, _, started, _ in ran],
         "ran_finished": [finished for _, _, _, finished in ran],
         "unstarted_ids": [job.id for job in unstarted],
         "unstarted_attempts": [job.attempts_made for job in unstarted],
+        "unstarted_workers": [job.worker for job in unstarted],
         "queue": queue, "limit": limit, "now": now, "lease": lease_expires_at, "worker": worker,
         "any_job": include_rate_limited, "commit_mode": _commit_mode(),
     }
@@ -193,7 +197,7 @@ def run_batch(queue, *, ran, unstarted, limit, now, lease_expires_at, worker, in
 def complete(job, result, *, now):
     """Store a result in one statement; return False if the attempt lost its lease."""
     params = {
-        "id": job.id, "attempt": job.attempts_made, "result": json.dumps(result), "now": now,
+        "id": job.id, "attempt": job.attempts_made, "worker": job.worker, "result": json.dumps(result), "now": now,
         "commit_mode": _commit_mode(),
     }
     with _prepared_cursor() as cursor:
@@ -204,8 +208,8 @@ def complete(job, result, *, now):
 def record_progress(job, value, message, *, now):
     """Set progress and add a log line; return False if the attempt lost its lease."""
     params = {
-        "id": job.id, "attempt": job.attempts_made, "progress": value, "message": message, "now": now,
-        "commit_mode": _commit_mode(),
+        "id": job.id, "attempt": job.attempts_made, "worker": job.worker, "progress": value, "message": message,
+        "now": now, "commit_mode": _commit_mode(),
     }
     with _prepared_cursor() as cursor:
         cursor.execute(PROGRESS_SQL, params, prepare=True)

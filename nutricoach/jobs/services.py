@@ -351,8 +351,12 @@ def _claim_locked(queue, config):
 
 
 def _current(job):
-    """Filter the job row as long as it still belongs to this attempt."""
-    return Job.objects.filter(id=job.id, state=JobState.ACTIVE, attempts_made=job.attempts_made)
+    """Filter the job row as long as it still belongs to this attempt.
+
+    The worker is compared too, because a batch handed back lowers attempts_made again,
+    so the next claim reuses the attempt number.
+    """
+    return Job.objects.filter(id=job.id, state=JobState.ACTIVE, attempts_made=job.attempts_made, worker=job.worker)
 
 
 def _close_attempt(job, outcome, error="", now=None):

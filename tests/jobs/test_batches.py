@@ -232,3 +232,25 @@ def test_worker_killing_job_dead_lettered(processes, tmp_path):
     for job in Job.objects.filter(pk__in=[job.pk for job in others]):
         assert (job.state, job.attempts_made) == (JobState.COMPLETED, 1)
         assert (tmp_path / f"done-{job.pk}").exists()
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_stale_worker_cannot_touch_reclaimed_job(monkeypatch):
+    monkeypatch.setattr(services.wakeups, "push", lambda queue, count=1: None)
+    first, second = enqueue_noops(2)
+    stale = services.claim_batch(QUEUE, limit=2)
+    Job.objects.filter(pk__in=[first.pk, second.pk]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    services.recover_stalled()
+    monkeypatch.setattr(services, "worker_name", lambda: "host-b:2")
+    services.claim_batch(QUEUE, limit=1)
+
+    # The first worker wakes up after its batch was handed back and taken by host-b,
+    # holding the same attempt number that host-b's claim now has.
+    assert services.set_progress(stale[0], 50) is False
+    assert services.fail(stale[0], error="late", kind="retryable") is None
+    services.claim_batch(QUEUE, finished=[finished(stale[0])], limit=0)
+
+    row = Job.objects.get(pk=first.pk)
+    assert (row.state, row.attempts_made, row.worker, row.progress) == (JobState.ACTIVE, 1, "host-b:2", 0)
+    assert row.attempts.get().outcome == ""
