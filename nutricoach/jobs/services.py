@@ -553,7 +553,14 @@ def recover_stalled(*, limit=500):
             batch = list(Job.objects.select_for_update().filter(
                 state=JobState.ACTIVE, worker=worker, started_at=claimed_at, lease_expires_at__lt=now
             ).order_by("-priority", "run_at", "id"))
-            handed_back_to = _hand_back_stalled_batch(batch, now=now) if len(batch) > 1 else None
+            # Jobs of the batch that failed since keep their claim time, and one of them
+            # may be what stopped the worker (in its dead-letter hook, say).
+            claimed_together = len(batch) + Job.objects.filter(worker=worker, started_at=claimed_at).exclude(
+                state=JobState.ACTIVE
+            ).count()
+            handed_back_to = None
+            if claimed_together > 1:
+                handed_back_to = _hand_back_stalled_batch(batch, claimed_together=claimed_together, now=now)
         if handed_back_to is not None:
             for queue in handed_back_to:
                 wakeups.push(queue, queue_config(queue)["workers"])
@@ -570,10 +577,10 @@ def recover_stalled(*, limit=500):
     return len(stalled)
 
 
-def _hand_back_stalled_batch(jobs, *, now):
+def _hand_back_stalled_batch(jobs, *, claimed_together, now):
     """Return the jobs to waiting without spending an attempt; return the queues to wake."""
     message = (
-        f"worker {jobs[0].worker} stopped responding while it held this job in a batch of {len(jobs)}; "
+        f"worker {jobs[0].worker} stopped responding while it held this job in a batch of {claimed_together}; "
         "back to waiting without spending an attempt, and claimed on its own from now on"
     )
     queues = set()
@@ -590,7 +597,7 @@ def _hand_back_stalled_batch(jobs, *, now):
         if updated:
             logger.warning(
                 "job stalled in a batch id=%s queue=%s task=%s worker=%s batch=%d; handed back",
-                job.id, job.queue, job.task, job.worker, len(jobs),
+                job.id, job.queue, job.task, job.worker, claimed_together,
             )
     return queues
 

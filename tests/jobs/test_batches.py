@@ -254,3 +254,19 @@ def test_stale_worker_cannot_touch_reclaimed_job(monkeypatch):
     row = Job.objects.get(pk=first.pk)
     assert (row.state, row.attempts_made, row.worker, row.progress) == (JobState.ACTIVE, 1, "host-b:2", 0)
     assert row.attempts.get().outcome == ""
+
+
+@pytest.mark.django_db
+def test_stalled_job_whose_batch_mate_failed_handed_back(monkeypatch):
+    monkeypatch.setattr(services.wakeups, "push", lambda queue, count=1: None)
+    failed, left = enqueue_noops(2)
+    for _ in range(2):
+        services.claim_next(QUEUE)
+    hold_as_batch([failed, left])
+    services.fail(Job.objects.get(pk=failed.pk), error="boom", kind="terminal")
+
+    services.recover_stalled()
+
+    left.refresh_from_db()
+    assert (left.state, left.attempts_made, left.claim_alone) == (JobState.WAITING, 0, True)
+    assert "in a batch of 2" in JobLog.objects.filter(job=left).get().message
