@@ -168,9 +168,10 @@ def run_batch(queue, *, ran, unstarted, limit, now, lease_expires_at, worker, in
 
     `ran` contains (job, result as JSON text, started, finished) for each job that ran
     successfully. `unstarted` contains the claimed jobs this worker will not start; they
-    go back to waiting without spending an attempt. Return (claimed jobs in the order to run
-    them, ids of the jobs whose results were stored); a job missing from the ids had
-    lost its lease and its result was dropped.
+    go back to waiting without spending an attempt.
+
+    Return (claimed jobs in the order to run them, ids of the jobs whose results were
+    stored). A job missing from the ids had lost its lease, so its result was dropped.
     """
     params = {
         "ran_ids": [job.id for job, _, _, _ in ran],

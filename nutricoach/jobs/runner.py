@@ -3,9 +3,10 @@
 On PostgreSQL a wake-up claims jobs in batches: one statement stores the results of
 the batch just run and claims the next one. Each statement cost about half a
 millisecond on the benchmark machine whatever it did, so for jobs that take a
-millisecond or less, batching is what makes the job table cheap. The batch size follows how long the queue's jobs have
-taken in this process, so that a batch contains about BATCH_SECONDS of work: jobs that
-take that long or longer are claimed one at a time, as on SQLite. What a batch costs:
+millisecond or less, batching is what makes the job table cheap. The batch size
+follows how long the queue's jobs have taken in this process, so that a batch contains
+about BATCH_SECONDS of work: jobs that take that long or longer are claimed one at a
+time, as on SQLite. What a batch costs:
 - A high-priority job enqueued while every worker is busy with a batch waits for one
   of them to finish it, about BATCH_SECONDS.
 - Results of a batch become visible when the batch ends, not when each job ends.
@@ -66,13 +67,14 @@ class JobContext:
         return services.extend_lease(self.job, seconds)
 
 
-def run_job(job, *, on_success=None):
+def run_job(job, *, store_result=True):
     """Run one claimed job's handler and record the outcome.
 
-    With `on_success`, a successful job is not stored here: on_success(job, result,
-    result_json, duration_ms) receives it, so that the caller can store several at once.
+    With store_result=False a successful result is not stored here but returned as JSON
+    text, so that the caller can store several at once. Otherwise return None.
     """
     started = time.monotonic()
+    deferred = None
     try:
         spec = registry.get_task(job.task)
         context = JobContext(job)
@@ -98,11 +100,12 @@ def run_job(job, *, on_success=None):
         logger.exception("job %s raised an unexpected error", job.id)
         services.fail(job, error=_describe(exc), kind=ErrorKind.UNEXPECTED, duration_ms=_since(started))
     else:
-        if on_success is None:
+        if store_result:
             services.complete(job, result, duration_ms=_since(started))
         else:
-            on_success(job, result, result_json, _since(started))
+            deferred = result_json
     _observe(job.queue, time.monotonic() - started)
+    return deferred
 
 
 @functools.cache
@@ -165,30 +168,25 @@ def _wake_in_batches(queue):
     claim_seconds = _claim_seconds(queue)
     ran = 0
     finished = []
-    batch = deque()
-
-    def keep(job, result, result_json, duration_ms):
-        finished.append(services.FinishedJob(job, result_json, job_started, timezone.now(), duration_ms))
-
     try:
-        batch.extend(services.claim_batch(queue, limit=batch_size(queue)))
+        batch = deque(services.claim_batch(queue, limit=batch_size(queue)))
         while batch:
-            if ran and (ran >= MAX_JOBS_PER_WAKEUP or time.monotonic() - started >= claim_seconds):
-                # Hand the rest back; claim_batch sends a wake-up for them.
-                services.claim_batch(queue, finished=finished, unstarted=list(batch), limit=0)
-                return ran
             job = batch.popleft()
             job_started = timezone.now()
-            run_job(job, on_success=keep)
+            result_json = run_job(job, store_result=False)
+            if result_json is not None:
+                finished.append(services.FinishedJob(job, result_json, job_started, timezone.now()))
             ran += 1
+
+            if ran >= MAX_JOBS_PER_WAKEUP or time.monotonic() - started >= claim_seconds:
+                # Store what ran, hand back the rest, and leave them and any backlog to a
+                # fresh wake-up, which any worker may take.
+                services.claim_batch(queue, finished=finished, unstarted=list(batch), limit=0)
+                wakeups.push(queue)
+                return ran
             if not batch:
-                more_allowed = ran < MAX_JOBS_PER_WAKEUP and time.monotonic() - started < claim_seconds
-                claimed = services.claim_batch(queue, finished=finished, limit=batch_size(queue) if more_allowed else 0)
+                batch.extend(services.claim_batch(queue, finished=finished, limit=batch_size(queue)))
                 finished = []
-                batch.extend(claimed)
-                if not more_allowed:
-                    wakeups.push(queue)
-                    return ran
     except DatabaseError:
         # The dispatcher hands back or retries this wake-up's jobs once their lease
         # expires, and it resends wake-ups for waiting jobs, so giving up is safe.

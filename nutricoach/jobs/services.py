@@ -263,7 +263,10 @@ class FinishedJob:
     result_json: str
     started_at: datetime
     finished_at: datetime
-    duration_ms: int
+
+    @property
+    def duration_ms(self):
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
 
 def claim_batch(queue, *, finished=(), unstarted=(), limit):
@@ -271,9 +274,10 @@ def claim_batch(queue, *, finished=(), unstarted=(), limit):
 
     PostgreSQL only; one statement does all three. Jobs come in the order claim_next
     would give them, and they share their claim time, which is how recover_stalled
-    identifies a batch. A job marked claim_alone comes in a batch of its own. Handed-back jobs go
-    back to waiting without spending an attempt. When no other job is due, a rate-limited
-    queue's limited jobs are claimed one at a time under the queue lock.
+    identifies a batch. A job marked claim_alone comes in a batch of its own. Handed-back
+    jobs go back to waiting without spending an attempt, and the caller wakes the queue
+    for them. When no other job is due, a rate-limited queue's limited jobs are claimed
+    one at a time under the queue lock.
     """
     now = timezone.now()
     config = queue_config(queue)
@@ -288,17 +292,9 @@ def claim_batch(queue, *, finished=(), unstarted=(), limit):
         include_rate_limited=not config.get("rate_limit"),
     )
     for item in finished:
-        job = item.job
-        if job.id in stored:
-            logger.info(
-                "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
-                job.id, job.queue, job.task, job.attempts_made, item.duration_ms,
-            )
-        else:
-            logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
+        _log_completion(item.job, stored=item.job.id in stored, duration_ms=item.duration_ms)
     if unstarted:
         logger.info("handed back %d claimed jobs of queue %s unstarted", len(unstarted), queue)
-        wakeups.push(queue)
     if not claimed and limit > 0 and config.get("rate_limit"):
         job = _claim_locked(queue, config)
         claimed = [job] if job is not None else []
@@ -372,14 +368,18 @@ def complete(job, result, *, duration_ms):
         updated = fastpath.complete(job, result, now=now)
     else:
         updated = _complete_with_orm(job, result, now=now)
-    if updated:
+    _log_completion(job, stored=bool(updated), duration_ms=duration_ms)
+    return bool(updated)
+
+
+def _log_completion(job, *, stored, duration_ms):
+    if stored:
         logger.info(
             "job completed id=%s queue=%s task=%s attempt=%s duration_ms=%d",
             job.id, job.queue, job.task, job.attempts_made, duration_ms,
         )
     else:
         logger.warning("job %s finished after losing its lease; its result was not stored", job.id)
-    return bool(updated)
 
 
 def _complete_with_orm(job, result, *, now):

@@ -22,7 +22,7 @@ def enqueue_noops(count, **kwargs):
 
 def finished(job):
     now = timezone.now()
-    return services.FinishedJob(job, '{"ok": true}', now, now, 0)
+    return services.FinishedJob(job, '{"ok": true}', now, now)
 
 
 @postgres_only
@@ -49,7 +49,7 @@ def test_batch_stores_results_with_the_next_claim():
     ended = started + timedelta(milliseconds=3)
 
     following = services.claim_batch(
-        QUEUE, finished=[services.FinishedJob(batch[0], '{"answer": 42}', started, ended, 3)], limit=1
+        QUEUE, finished=[services.FinishedJob(batch[0], '{"answer": 42}', started, ended)], limit=1
     )
 
     stored = Job.objects.get(pk=first.pk)
